@@ -1,0 +1,77 @@
+//! CloudTrail input: object names, the streaming reader and event extraction.
+
+mod event;
+mod reader;
+mod time;
+
+pub use event::{
+    account_of_arn, classify_record, AssumeRoleEvent, Classified, EventError, SourceAddress, ASSUME_ROLE_FAMILY,
+};
+pub use reader::{read_input, InputEvents, InputLimits, ReadError, ReadFailure, RecordError, RecordProblem};
+pub use time::{format_rfc3339, parse_event_time, EpochSeconds};
+
+/// What an object or file name says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    LogFile,
+    /// `*CloudTrail-Digest*`: integrity digests, not events.
+    Digest,
+    NotALog,
+}
+
+/// Classifies an S3 key or file path by name: digests are skipped, and only
+/// `.json` / `.json.gz` files are logs.
+pub fn classify_key(key: &str) -> InputKind {
+    if key.contains("CloudTrail-Digest") {
+        return InputKind::Digest;
+    }
+    let name = key.rsplit(['/', '\\']).next().unwrap_or(key);
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".json.gz") || lower.ends_with(".json") {
+        InputKind::LogFile
+    } else {
+        InputKind::NotALog
+    }
+}
+
+/// The account a CloudTrail key belongs to:
+/// `[prefix/]AWSLogs/[o-org/]<account>/CloudTrail/<region>/...`.
+pub fn account_from_key(key: &str) -> Option<String> {
+    let mut parts = key.split('/').skip_while(|p| *p != "AWSLogs").skip(1);
+    let mut candidate = parts.next()?;
+    if candidate.starts_with("o-") {
+        candidate = parts.next()?;
+    }
+    (candidate.len() == 12 && candidate.bytes().all(|b| b.is_ascii_digit())).then(|| candidate.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_classified_by_name() {
+        assert_eq!(classify_key("AWSLogs/111122223333/CloudTrail/us-east-1/2026/10/05/111122223333_CloudTrail_us-east-1_20261005T1005Z_abc.json.gz"), InputKind::LogFile);
+        assert_eq!(
+            classify_key(
+                "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/10/05/x_CloudTrail-Digest_us-east-1_y.json.gz"
+            ),
+            InputKind::Digest
+        );
+        assert_eq!(classify_key("AWSLogs/111122223333/CloudTrail/README.txt"), InputKind::NotALog);
+        assert_eq!(classify_key("export.JSON"), InputKind::LogFile);
+    }
+
+    #[test]
+    fn account_comes_from_the_key_with_or_without_org() {
+        assert_eq!(
+            account_from_key("AWSLogs/o-abc123/111122223333/CloudTrail/us-east-1/x.json.gz").as_deref(),
+            Some("111122223333")
+        );
+        assert_eq!(
+            account_from_key("trail/AWSLogs/444455556666/CloudTrail/eu-west-1/x.json.gz").as_deref(),
+            Some("444455556666")
+        );
+        assert_eq!(account_from_key("logs/x.json.gz"), None);
+    }
+}

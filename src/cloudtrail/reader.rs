@@ -1,0 +1,597 @@
+//! Bytes to records: gzip (detected by magic bytes, multi-member) or plain
+//! JSON, walked one record at a time without building a tree.
+//!
+//! A byte-level scanner finds each element of the `Records` array; only
+//! records that mention STS are handed to serde. Nothing but the current
+//! record is held in memory, so memory stays flat whatever the file size.
+
+use std::io::{self, BufRead, BufReader, Read};
+
+use flate2::bufread::MultiGzDecoder;
+use memchr::memmem;
+
+use super::event::{classify_record, AssumeRoleEvent, Classified, EventError};
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const READ_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Size limits that keep hostile input from costing unbounded time or memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputLimits {
+    /// Decompressed bytes one input may hold; past it the input fails (gzip bombs).
+    pub max_decompressed_bytes: u64,
+    /// One record larger than this is reported and skipped, not buffered.
+    pub max_record_bytes: usize,
+}
+
+impl Default for InputLimits {
+    fn default() -> Self {
+        InputLimits { max_decompressed_bytes: 4 << 30, max_record_bytes: 4 << 20 }
+    }
+}
+
+/// A record that could not be understood; the rest of the input goes on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {index}: {error}")]
+pub struct RecordError {
+    /// Position in the `Records` array, counting from 0.
+    pub index: u64,
+    pub error: RecordProblem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordProblem {
+    #[error("is not a JSON object")]
+    NotAnObject,
+    #[error("is larger than {limit_bytes} bytes; skipped")]
+    TooLarge { limit_bytes: usize },
+    #[error(transparent)]
+    Event(#[from] EventError),
+}
+
+/// Why an input as a whole could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("read failed: {0}")]
+    Io(#[source] io::Error),
+    #[error("invalid gzip data: {0} (truncated or corrupt .gz file?)")]
+    Gzip(#[source] io::Error),
+    #[error("decompressed size passed the limit of {limit_bytes} bytes (input.max_decompressed_bytes); a gzip bomb or an unusually large log")]
+    TooLarge { limit_bytes: u64 },
+    #[error("not a CloudTrail log: {0}")]
+    NotCloudTrail(&'static str),
+    #[error("invalid JSON at byte {offset}: {what}")]
+    Syntax { offset: u64, what: &'static str },
+    #[error("input ends inside record {index} (truncated file?)")]
+    Truncated { index: u64 },
+}
+
+/// What one input held.
+#[derive(Debug, Default)]
+pub struct InputEvents {
+    pub events: Vec<AssumeRoleEvent>,
+    /// Records seen: every element of the `Records` array.
+    pub records: u64,
+    pub bad_records: Vec<RecordError>,
+}
+
+/// An input that failed part-way; what was read before the failure is kept
+/// so the caller can still act on it.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct ReadFailure {
+    pub error: ReadError,
+    pub partial: InputEvents,
+}
+
+/// Reads one CloudTrail input: `{"Records":[...]}` or a bare array of records.
+pub fn read_input<R: Read>(raw: R, limits: &InputLimits) -> Result<InputEvents, ReadFailure> {
+    let mut out = InputEvents::default();
+    match scan_input(raw, limits, &mut out) {
+        Ok(()) => Ok(out),
+        Err(error) => Err(ReadFailure { error, partial: out }),
+    }
+}
+
+fn scan_input<R: Read>(raw: R, limits: &InputLimits, out: &mut InputEvents) -> Result<(), ReadError> {
+    let mut buffered = BufReader::with_capacity(READ_CHUNK_BYTES, raw);
+    let head = buffered.fill_buf().map_err(ReadError::Io)?;
+    let gzip = head.starts_with(&GZIP_MAGIC);
+    let source: Box<dyn Read + '_> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+    let capped =
+        CappedReader { inner: source, remaining: limits.max_decompressed_bytes, limit: limits.max_decompressed_bytes };
+    let mut scanner = Scanner::new(capped, gzip);
+    scanner.walk(limits, out)
+}
+
+struct CappedReader<R> {
+    inner: R,
+    remaining: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for CappedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            // One probe byte tells "exactly at the limit" from "past it".
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::other(CapExceeded(self.limit))),
+            };
+        }
+        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+#[derive(Debug)]
+struct CapExceeded(u64);
+impl std::fmt::Display for CapExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "decompressed size limit of {} bytes passed", self.0)
+    }
+}
+impl std::error::Error for CapExceeded {}
+
+/// Resumable state of a scan over one JSON value.
+#[derive(Default)]
+struct ValueScan {
+    depth: u32,
+    in_string: bool,
+    pending_escape: bool,
+}
+
+enum Step {
+    /// The value ends at this index (exclusive).
+    Done(usize),
+    /// More bytes are needed; everything before the end was consumed.
+    More,
+    Invalid(&'static str),
+}
+
+impl ValueScan {
+    /// Scans `bytes[from..]`, the value having started at `bytes[0]`.
+    fn advance(&mut self, bytes: &[u8], mut i: usize) -> Step {
+        let len = bytes.len();
+        if self.pending_escape {
+            if i >= len {
+                return Step::More;
+            }
+            self.pending_escape = false;
+            i += 1;
+        }
+        while i < len {
+            if self.in_string {
+                match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                    None => return Step::More,
+                    Some(k) => {
+                        let j = i + k;
+                        if bytes[j] == b'\\' {
+                            if j + 1 >= len {
+                                self.pending_escape = true;
+                                return Step::More;
+                            }
+                            i = j + 2;
+                        } else {
+                            self.in_string = false;
+                            i = j + 1;
+                            if self.depth == 0 {
+                                return Step::Done(i);
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            match bytes[i] {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    if self.depth == 0 {
+                        // A scalar ends where its container closes.
+                        return if i == 0 { Step::Invalid("unexpected closing bracket") } else { Step::Done(i) };
+                    }
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        return Step::Done(i + 1);
+                    }
+                }
+                b',' | b' ' | b'\n' | b'\r' | b'\t' if self.depth == 0 => {
+                    return if i == 0 { Step::Invalid("expected a value") } else { Step::Done(i) };
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        Step::More
+    }
+}
+
+struct Scanner<R> {
+    src: R,
+    gzip: bool,
+    buf: Vec<u8>,
+    /// Next unread index in `buf`.
+    pos: usize,
+    /// End of valid data in `buf`.
+    end: usize,
+    /// Stream offset of `buf[0]`, for error messages.
+    base: u64,
+    eof: bool,
+}
+
+impl<R: Read> Scanner<R> {
+    fn new(src: R, gzip: bool) -> Self {
+        Scanner { src, gzip, buf: vec![0; READ_CHUNK_BYTES], pos: 0, end: 0, base: 0, eof: false }
+    }
+
+    fn offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    /// Reads more input, keeping `buf[keep_from..end]`. Returns how far the
+    /// kept bytes moved left, or `None` at end of input.
+    fn refill(&mut self, keep_from: usize, max_keep: usize) -> Result<Option<usize>, ReadError> {
+        if self.eof {
+            return Ok(None);
+        }
+        let shift = keep_from;
+        if shift > 0 {
+            self.buf.copy_within(shift..self.end, 0);
+            self.end -= shift;
+            self.pos -= shift;
+            self.base += shift as u64;
+        }
+        if self.end == self.buf.len() {
+            let grown = (self.buf.len() * 2)
+                .min(max_keep.saturating_add(READ_CHUNK_BYTES))
+                .max(self.buf.len() + READ_CHUNK_BYTES);
+            self.buf.resize(grown, 0);
+        }
+        loop {
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(None);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(Some(shift));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.map_io(e)),
+            }
+        }
+    }
+
+    fn map_io(&self, e: io::Error) -> ReadError {
+        if let Some(cap) = e.get_ref().and_then(|inner| inner.downcast_ref::<CapExceeded>()) {
+            return ReadError::TooLarge { limit_bytes: cap.0 };
+        }
+        if self.gzip
+            && matches!(
+                e.kind(),
+                io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+            )
+        {
+            return ReadError::Gzip(e);
+        }
+        ReadError::Io(e)
+    }
+
+    /// The next byte that is not JSON white space (or a BOM), without consuming it.
+    fn peek_token(&mut self) -> Result<Option<u8>, ReadError> {
+        loop {
+            while self.pos < self.end {
+                match self.buf[self.pos] {
+                    b' ' | b'\n' | b'\r' | b'\t' => self.pos += 1,
+                    // A UTF-8 byte order mark, written by some export tools.
+                    0xEF if self.offset() == 0 && self.buf[..self.end].starts_with(&[0xEF, 0xBB, 0xBF]) => {
+                        self.pos += 3
+                    }
+                    b => return Ok(Some(b)),
+                }
+            }
+            if self.refill(self.pos, 0)?.is_none() {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), ReadError> {
+        match self.peek_token()? {
+            Some(b) if b == byte => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(_) => Err(ReadError::Syntax { offset: self.offset(), what }),
+            None => Err(ReadError::Syntax { offset: self.offset(), what: "unexpected end of input" }),
+        }
+    }
+
+    /// Scans one value starting at `pos`; returns its range in `buf` and
+    /// whether it was cut short because it exceeded `max_bytes`.
+    fn scan_value(&mut self, max_bytes: usize) -> Result<Option<(std::ops::Range<usize>, bool)>, ReadError> {
+        let mut start = self.pos;
+        let mut scanned = 0usize;
+        let mut dropped = false;
+        let mut scan = ValueScan::default();
+        loop {
+            match scan.advance(&self.buf[start..self.end], scanned) {
+                Step::Done(n) => {
+                    self.pos = start + n;
+                    return Ok(Some((start..start + n, dropped)));
+                }
+                Step::Invalid(what) => return Err(ReadError::Syntax { offset: self.base + start as u64, what }),
+                Step::More => {
+                    scanned = self.end - start;
+                    if scanned > max_bytes {
+                        // Keep scanning for the end but stop buffering the value.
+                        dropped = true;
+                        self.pos = self.end;
+                        start = self.end;
+                        scanned = 0;
+                    } else {
+                        self.pos = self.end;
+                    }
+                    match self.refill(start, max_bytes)? {
+                        Some(shift) => start -= shift,
+                        None => {
+                            // A bare number at the very end is complete at end of input.
+                            return Ok(if scan.depth == 0 && !scan.in_string && scanned > 0 && !dropped {
+                                self.pos = self.end;
+                                Some((start..self.end, false))
+                            } else {
+                                None
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn walk(&mut self, limits: &InputLimits, out: &mut InputEvents) -> Result<(), ReadError> {
+        match self.peek_token()? {
+            None => return Err(ReadError::NotCloudTrail("the input is empty")),
+            Some(b'[') => {
+                self.pos += 1;
+                self.walk_records(limits, out)?;
+            }
+            Some(b'{') => {
+                self.pos += 1;
+                self.walk_top_object(limits, out)?;
+            }
+            Some(_) => return Err(ReadError::NotCloudTrail("expected {\"Records\": [...]} or an array of records")),
+        }
+        match self.peek_token()? {
+            None => Ok(()),
+            Some(_) => {
+                Err(ReadError::Syntax { offset: self.offset(), what: "unexpected data after the end of the log" })
+            }
+        }
+    }
+
+    fn walk_top_object(&mut self, limits: &InputLimits, out: &mut InputEvents) -> Result<(), ReadError> {
+        let mut saw_records = false;
+        if self.peek_token()? == Some(b'}') {
+            self.pos += 1;
+            return Err(ReadError::NotCloudTrail("the object has no \"Records\" array"));
+        }
+        loop {
+            if self.peek_token()? != Some(b'"') {
+                return Err(ReadError::Syntax { offset: self.offset(), what: "expected an object key" });
+            }
+            let Some((range, _)) = self.scan_value(limits.max_record_bytes)? else {
+                return Err(ReadError::Syntax {
+                    offset: self.offset(),
+                    what: "unexpected end of input in an object key",
+                });
+            };
+            let is_records = &self.buf[range] == b"\"Records\"";
+            self.expect(b':', "expected ':' after an object key")?;
+            if is_records {
+                if self.peek_token()? != Some(b'[') {
+                    return Err(ReadError::NotCloudTrail("\"Records\" is not an array"));
+                }
+                self.pos += 1;
+                saw_records = true;
+                self.walk_records(limits, out)?;
+            } else {
+                self.peek_token()?;
+                if self.scan_value(limits.max_record_bytes)?.is_none() {
+                    return Err(ReadError::Syntax {
+                        offset: self.offset(),
+                        what: "unexpected end of input in a value",
+                    });
+                }
+            }
+            match self.peek_token()? {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(_) => return Err(ReadError::Syntax { offset: self.offset(), what: "expected ',' or '}'" }),
+                None => {
+                    return Err(ReadError::Syntax {
+                        offset: self.offset(),
+                        what: "unexpected end of input in the top-level object",
+                    })
+                }
+            }
+        }
+        if saw_records {
+            Ok(())
+        } else {
+            Err(ReadError::NotCloudTrail("the object has no \"Records\" array"))
+        }
+    }
+
+    fn walk_records(&mut self, limits: &InputLimits, out: &mut InputEvents) -> Result<(), ReadError> {
+        let sts = memmem::Finder::new(b"sts.amazonaws.com");
+        let assume = memmem::Finder::new(b"AssumeRole");
+        if self.peek_token()? == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            let index = out.records;
+            let Some(first) = self.peek_token()? else {
+                return Err(ReadError::Truncated { index });
+            };
+            let Some((range, dropped)) = self.scan_value(limits.max_record_bytes)? else {
+                return Err(ReadError::Truncated { index });
+            };
+            out.records += 1;
+            if dropped {
+                out.bad_records.push(RecordError {
+                    index,
+                    error: RecordProblem::TooLarge { limit_bytes: limits.max_record_bytes },
+                });
+            } else if first != b'{' {
+                out.bad_records.push(RecordError { index, error: RecordProblem::NotAnObject });
+            } else {
+                let record = &self.buf[range];
+                // Most records are not STS; a substring test skips them unparsed.
+                if sts.find(record).is_some() && assume.find(record).is_some() {
+                    match classify_record(record) {
+                        Ok(Classified::AssumeRole(event)) => out.events.push(*event),
+                        Ok(Classified::Other) => {}
+                        Err(error) => out.bad_records.push(RecordError { index, error: error.into() }),
+                    }
+                }
+            }
+            match self.peek_token()? {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(_) => {
+                    return Err(ReadError::Syntax {
+                        offset: self.offset(),
+                        what: "expected ',' or ']' between records",
+                    })
+                }
+                None => return Err(ReadError::Truncated { index: out.records }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const OK: &str = r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2024-01-01T00:00:00Z","eventID":"a","sourceIPAddress":"192.0.2.1","requestParameters":{"roleArn":"arn:aws:iam::111122223333:role/r"}}"#;
+    const NOISE: &str = r#"{"eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","eventTime":"2024-01-01T00:00:00Z","requestParameters":{"filterSet":{"items":[{"name":"x]}\"{"}]}}}"#;
+
+    fn read(bytes: &[u8]) -> Result<InputEvents, ReadFailure> {
+        read_input(bytes, &InputLimits::default())
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn reads_records_object_and_bare_array_alike() {
+        let obj = format!(r#"{{"Records":[{NOISE},{OK}, {NOISE}]}}"#);
+        let arr = format!("[{NOISE},{OK},{NOISE}]");
+        for text in [obj, arr] {
+            let got = read(text.as_bytes()).unwrap();
+            assert_eq!(got.records, 3);
+            assert_eq!(got.events.len(), 1);
+            assert!(got.bad_records.is_empty());
+        }
+    }
+
+    #[test]
+    fn multi_member_gzip_is_read_whole() {
+        let mut two = gzip(format!(r#"{{"Records":[{OK},"#).as_bytes());
+        two.extend(gzip(format!("{OK}]}}").as_bytes()));
+        let got = read(&two).unwrap();
+        assert_eq!((got.records, got.events.len()), (2, 2));
+    }
+
+    #[test]
+    fn a_bad_record_is_reported_and_the_rest_goes_on() {
+        let bad = r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"never"}"#;
+        let text = format!(r#"{{"Records":[{OK},{bad},42,{OK}]}}"#);
+        let got = read(text.as_bytes()).unwrap();
+        assert_eq!(got.records, 4);
+        assert_eq!(got.events.len(), 2);
+        let indexes: Vec<u64> = got.bad_records.iter().map(|e| e.index).collect();
+        assert_eq!(indexes, [1, 2]);
+    }
+
+    #[test]
+    fn truncation_keeps_what_was_read() {
+        let text = format!(r#"{{"Records":[{OK},{OK},{{"eventSource":"sts.ama"#);
+        let err = read(text.as_bytes()).unwrap_err();
+        assert!(matches!(err.error, ReadError::Truncated { index: 2 }), "{err}");
+        assert_eq!(err.partial.events.len(), 2);
+        let gz = gzip(format!(r#"{{"Records":[{OK},{OK}]}}"#).as_bytes());
+        let err = read(&gz[..gz.len() - 12]).unwrap_err();
+        assert!(matches!(err.error, ReadError::Gzip(_) | ReadError::Truncated { .. }), "{err}");
+    }
+
+    #[test]
+    fn not_cloudtrail_is_named() {
+        for (text, want) in [
+            (&b""[..], "empty"),
+            (b"{\"foo\": 1}", "no \"Records\""),
+            (b"{\"Records\": {}}", "not an array"),
+            (b"hello", "expected"),
+        ] {
+            let err = read(text).unwrap_err();
+            assert!(err.to_string().contains(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn decompressed_size_is_capped() {
+        let big = format!(r#"{{"Records":[{}]}}"#, vec![NOISE; 2000].join(","));
+        let limits = InputLimits { max_decompressed_bytes: 10_000, ..InputLimits::default() };
+        let err = read_input(&gzip(big.as_bytes())[..], &limits).unwrap_err();
+        assert!(matches!(err.error, ReadError::TooLarge { limit_bytes: 10_000 }), "{err}");
+    }
+
+    #[test]
+    fn oversized_record_is_skipped_not_buffered() {
+        let huge = format!(r#"{{"eventSource":"sts.amazonaws.com","x":"{}"}}"#, "a".repeat(3_000_000));
+        let text = format!(r#"{{"Records":[{huge},{OK}]}}"#);
+        let limits = InputLimits { max_record_bytes: 1 << 20, ..InputLimits::default() };
+        let got = read_input(text.as_bytes(), &limits).unwrap();
+        assert_eq!(got.events.len(), 1);
+        assert!(matches!(got.bad_records[0].error, RecordProblem::TooLarge { .. }));
+    }
+
+    /// Readers that hand out one byte at a time exercise every resume path.
+    #[test]
+    fn byte_at_a_time_reads_match() {
+        struct OneByte<'a>(&'a [u8]);
+        impl Read for OneByte<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match self.0.split_first() {
+                    Some((b, rest)) if !buf.is_empty() => {
+                        buf[0] = *b;
+                        self.0 = rest;
+                        Ok(1)
+                    }
+                    _ => Ok(0),
+                }
+            }
+        }
+        let text = format!(r#"{{"Records":[{NOISE},{OK},{NOISE},{OK}]}}"#);
+        let got = read_input(OneByte(text.as_bytes()), &InputLimits::default()).unwrap();
+        assert_eq!((got.records, got.events.len()), (4, 2));
+    }
+}

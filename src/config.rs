@@ -1,0 +1,346 @@
+//! Typed configuration: from TOML (the CLI) or from environment variables
+//! (the Lambda), validated before anything runs.
+//!
+//! Every key has an environment variable `ROLEWATCH_<SECTION>_<KEY>`; lists
+//! are comma-separated. Durations are whole seconds, named `*_seconds`.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::cloudtrail::InputLimits;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub repeated_failures: RepeatedFailuresConfig,
+    pub unexpected_source_ip: UnexpectedSourceIpConfig,
+    pub long_session: LongSessionConfig,
+    pub alerts: AlertsConfig,
+    pub input: InputConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RepeatedFailuresConfig {
+    /// Failed role assumptions by one principal that make a burst ...
+    pub threshold: u64,
+    /// ... within this many seconds of event time.
+    pub window_seconds: u64,
+}
+
+impl Default for RepeatedFailuresConfig {
+    fn default() -> Self {
+        RepeatedFailuresConfig { threshold: 5, window_seconds: 600 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnexpectedSourceIpConfig {
+    /// Static allow-list; empty means none.
+    pub allowed_cidrs: Vec<String>,
+    pub learning_period_seconds: u64,
+    pub roaming_networks: u64,
+    pub network_memory_seconds: u64,
+}
+
+impl Default for UnexpectedSourceIpConfig {
+    fn default() -> Self {
+        UnexpectedSourceIpConfig {
+            allowed_cidrs: Vec::new(),
+            learning_period_seconds: 604_800,
+            roaming_networks: 10,
+            network_memory_seconds: 7_776_000,
+        }
+    }
+}
+
+impl UnexpectedSourceIpConfig {
+    /// The allow-list, parsed. Validation guarantees every entry parses.
+    pub fn allowed_networks(&self) -> Vec<IpNet> {
+        self.allowed_cidrs.iter().filter_map(|c| parse_cidr(c).ok()).collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LongSessionConfig {
+    pub max_duration_seconds: u64,
+    /// 0 alerts on every long request.
+    pub habitual_seconds: u64,
+}
+
+impl Default for LongSessionConfig {
+    fn default() -> Self {
+        LongSessionConfig { max_duration_seconds: 3600, habitual_seconds: 1_209_600 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    pub cooldown_seconds: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig { cooldown_seconds: 3600 }
+    }
+}
+
+/// Limits on what one input may cost; not detector settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// Decompressed bytes one file or object may hold (gzip bombs).
+    pub max_decompressed_bytes: u64,
+    /// A single record larger than this is reported and skipped.
+    pub max_record_bytes: u64,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        let limits = InputLimits::default();
+        InputConfig {
+            max_decompressed_bytes: limits.max_decompressed_bytes,
+            max_record_bytes: limits.max_record_bytes as u64,
+        }
+    }
+}
+
+impl InputConfig {
+    pub fn limits(&self) -> InputLimits {
+        InputLimits {
+            max_decompressed_bytes: self.max_decompressed_bytes,
+            max_record_bytes: usize::try_from(self.max_record_bytes).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("invalid config: {0}")]
+    Toml(String),
+    #[error("invalid value for {key}: {value:?} ({reason})")]
+    Value { key: String, value: String, reason: String },
+}
+
+/// `(section, key)` pairs, the source of every environment variable name.
+const KEYS: [(&str, &str); 10] = [
+    ("repeated_failures", "threshold"),
+    ("repeated_failures", "window_seconds"),
+    ("unexpected_source_ip", "allowed_cidrs"),
+    ("unexpected_source_ip", "learning_period_seconds"),
+    ("unexpected_source_ip", "roaming_networks"),
+    ("unexpected_source_ip", "network_memory_seconds"),
+    ("long_session", "max_duration_seconds"),
+    ("long_session", "habitual_seconds"),
+    ("alerts", "cooldown_seconds"),
+    ("input", "max_decompressed_bytes"),
+];
+
+/// The environment variable for a key: `ROLEWATCH_<SECTION>_<KEY>`.
+pub fn env_var_name(section: &str, key: &str) -> String {
+    format!("ROLEWATCH_{}_{}", section.to_ascii_uppercase(), key.to_ascii_uppercase())
+}
+
+impl Config {
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Toml(e.message().to_owned() + &toml_location(&e, text)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+        Config::from_toml_str(&text).map_err(|e| match e {
+            ConfigError::Toml(msg) => ConfigError::Toml(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Reads the `ROLEWATCH_<SECTION>_<KEY>` variables through `lookup`
+    /// (`|name| std::env::var(name).ok()` in production). Unset keys keep
+    /// their defaults.
+    pub fn from_env_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        for (section, key) in KEYS {
+            let name = env_var_name(section, key);
+            let Some(value) = lookup(&name) else { continue };
+            let value = value.trim();
+            if section == "unexpected_source_ip" && key == "allowed_cidrs" {
+                config.unexpected_source_ip.allowed_cidrs =
+                    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                continue;
+            }
+            let number: u64 = value.parse().map_err(|_| ConfigError::Value {
+                key: name.clone(),
+                value: value.to_owned(),
+                reason: "expected a whole number, 0 or more".to_owned(),
+            })?;
+            let slot = match (section, key) {
+                ("repeated_failures", "threshold") => &mut config.repeated_failures.threshold,
+                ("repeated_failures", "window_seconds") => &mut config.repeated_failures.window_seconds,
+                ("unexpected_source_ip", "learning_period_seconds") => {
+                    &mut config.unexpected_source_ip.learning_period_seconds
+                }
+                ("unexpected_source_ip", "roaming_networks") => &mut config.unexpected_source_ip.roaming_networks,
+                ("unexpected_source_ip", "network_memory_seconds") => {
+                    &mut config.unexpected_source_ip.network_memory_seconds
+                }
+                ("long_session", "max_duration_seconds") => &mut config.long_session.max_duration_seconds,
+                ("long_session", "habitual_seconds") => &mut config.long_session.habitual_seconds,
+                ("alerts", "cooldown_seconds") => &mut config.alerts.cooldown_seconds,
+                _ => &mut config.input.max_decompressed_bytes,
+            };
+            *slot = number;
+        }
+        config.validate().map_err(|e| match e {
+            // Name the variable the operator set, not the TOML key.
+            ConfigError::Value { key, value, reason } => {
+                let name = key.split_once('.').map_or(key.clone(), |(s, k)| env_var_name(s, k));
+                ConfigError::Value { key: name, value, reason }
+            }
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Rejects values that would silently disable or break a detector.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = |key: &str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::Value {
+                    key: key.to_owned(),
+                    value: value.to_string(),
+                    reason: "must be at least 1".to_owned(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("repeated_failures.threshold", self.repeated_failures.threshold)?;
+        positive("repeated_failures.window_seconds", self.repeated_failures.window_seconds)?;
+        positive("unexpected_source_ip.learning_period_seconds", self.unexpected_source_ip.learning_period_seconds)?;
+        positive("unexpected_source_ip.network_memory_seconds", self.unexpected_source_ip.network_memory_seconds)?;
+        positive("input.max_decompressed_bytes", self.input.max_decompressed_bytes)?;
+        positive("input.max_record_bytes", self.input.max_record_bytes)?;
+        for cidr in &self.unexpected_source_ip.allowed_cidrs {
+            parse_cidr(cidr).map_err(|reason| ConfigError::Value {
+                key: "unexpected_source_ip.allowed_cidrs".to_owned(),
+                value: cidr.clone(),
+                reason,
+            })?;
+        }
+        // Event times are i64 seconds; absurd spans would overflow arithmetic.
+        const TEN_YEARS_SECONDS: u64 = 10 * 366 * 86_400;
+        for (key, value) in [
+            ("repeated_failures.window_seconds", self.repeated_failures.window_seconds),
+            ("unexpected_source_ip.learning_period_seconds", self.unexpected_source_ip.learning_period_seconds),
+            ("unexpected_source_ip.network_memory_seconds", self.unexpected_source_ip.network_memory_seconds),
+            ("long_session.habitual_seconds", self.long_session.habitual_seconds),
+            ("long_session.max_duration_seconds", self.long_session.max_duration_seconds),
+            ("alerts.cooldown_seconds", self.alerts.cooldown_seconds),
+        ] {
+            if value > TEN_YEARS_SECONDS {
+                return Err(ConfigError::Value {
+                    key: key.to_owned(),
+                    value: value.to_string(),
+                    reason: "longer than ten years".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (a /32 or /128).
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| "not an IPv4 or IPv6 CIDR such as 203.0.113.0/24".to_owned())
+}
+
+/// Where a TOML error is: the line and its text, with the section it sits in,
+/// so the message names the key and value even for type errors.
+fn toml_location(err: &toml::de::Error, text: &str) -> String {
+    let Some(span) = err.span() else {
+        return String::new();
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    let section = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|s| format!(" in {s}"))
+        .unwrap_or_default();
+    format!(" (line {line_no}: `{line}`{section})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!((c.repeated_failures.threshold, c.repeated_failures.window_seconds), (5, 600));
+        assert_eq!(c.unexpected_source_ip.learning_period_seconds, 604_800);
+        assert_eq!(c.unexpected_source_ip.roaming_networks, 10);
+        assert_eq!(c.unexpected_source_ip.network_memory_seconds, 7_776_000);
+        assert_eq!((c.long_session.max_duration_seconds, c.long_session.habitual_seconds), (3600, 1_209_600));
+        assert_eq!(c.alerts.cooldown_seconds, 3600);
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_value() {
+        let err = Config::from_toml_str("[repeated_failures]\nthreshold = -1\n").unwrap_err().to_string();
+        assert!(err.contains("threshold") || err.contains("-1"), "{err}");
+        let err = Config::from_toml_str("[unexpected_source_ip]\nallowed_cidrs = [\"10.0.0.0/33\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("allowed_cidrs") && err.contains("10.0.0.0/33"), "{err}");
+        let err = Config::from_toml_str("[alerts]\ncooldown = 5\n").unwrap_err().to_string();
+        assert!(err.contains("cooldown"), "{err}");
+        let err = Config::from_toml_str("[nonsense]\n").unwrap_err().to_string();
+        assert!(err.contains("nonsense"), "{err}");
+        let err = Config::from_toml_str("[repeated_failures]\nthreshold = 0\n").unwrap_err().to_string();
+        assert!(err.contains("repeated_failures.threshold") && err.contains("\"0\""), "{err}");
+    }
+
+    #[test]
+    fn environment_variables_cover_every_key() {
+        let env = |name: &str| match name {
+            "ROLEWATCH_REPEATED_FAILURES_THRESHOLD" => Some("3".to_owned()),
+            "ROLEWATCH_UNEXPECTED_SOURCE_IP_ALLOWED_CIDRS" => Some("10.0.0.0/8, 2001:db8::/32".to_owned()),
+            "ROLEWATCH_LONG_SESSION_HABITUAL_SECONDS" => Some("0".to_owned()),
+            "ROLEWATCH_ALERTS_COOLDOWN_SECONDS" => Some("60".to_owned()),
+            _ => None,
+        };
+        let c = Config::from_env_lookup(env).unwrap();
+        assert_eq!(c.repeated_failures.threshold, 3);
+        assert_eq!(c.unexpected_source_ip.allowed_cidrs, ["10.0.0.0/8", "2001:db8::/32"]);
+        assert_eq!(c.long_session.habitual_seconds, 0);
+        assert_eq!(c.alerts.cooldown_seconds, 60);
+        let err =
+            Config::from_env_lookup(|n| (n == "ROLEWATCH_REPEATED_FAILURES_WINDOW_SECONDS").then(|| "ten".to_owned()))
+                .unwrap_err();
+        assert!(err.to_string().contains("ROLEWATCH_REPEATED_FAILURES_WINDOW_SECONDS"), "{err}");
+        let err = Config::from_env_lookup(|n| {
+            (n == "ROLEWATCH_UNEXPECTED_SOURCE_IP_ALLOWED_CIDRS").then(|| "nope".to_owned())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("ROLEWATCH_UNEXPECTED_SOURCE_IP_ALLOWED_CIDRS"), "{err}");
+    }
+}

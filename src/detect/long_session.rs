@@ -1,0 +1,180 @@
+//! `long_session`: a role assumption asking for more than
+//! `max_duration_seconds`, unless the same role was granted a session at
+//! least as long at another time within `habitual_seconds` of it (before or
+//! after, in event time). Long sessions keep stolen credentials useful for
+//! longer; a role that always gets them is routine, not news.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{secs, short_name, within, IDLE_KEY_SECONDS, LATE_ARRIVAL_SECONDS};
+use crate::alert::{dedup_key, Alert, Severity};
+use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
+use crate::config::LongSessionConfig;
+
+pub const DETECTOR: &str = "long_session";
+/// STS's own default when a request names no `DurationSeconds`.
+pub const DEFAULT_DURATION_SECONDS: u64 = 3600;
+/// Long grants kept per role; the newest win.
+const MAX_GRANTS_PER_ROLE: usize = 512;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LongSessionState {
+    /// Granted sessions longer than `max_duration_seconds`, per role, sorted.
+    #[serde(default)]
+    pub by_role: BTreeMap<String, Vec<Grant>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Grant {
+    #[serde(rename = "t")]
+    pub time: EpochSeconds,
+    #[serde(rename = "d")]
+    pub duration_seconds: u64,
+    #[serde(rename = "id")]
+    pub event_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LongFinding {
+    pub duration_seconds: u64,
+}
+
+impl LongSessionState {
+    pub fn observe(&mut self, config: &LongSessionConfig, event: &AssumeRoleEvent) -> Option<LongFinding> {
+        // A refused request granted nothing; only sessions that exist count.
+        if !event.succeeded() {
+            return None;
+        }
+        let role = event.role_arn.as_deref()?;
+        let duration = event.duration_seconds.unwrap_or(DEFAULT_DURATION_SECONDS);
+        if duration <= config.max_duration_seconds {
+            return None;
+        }
+        let habitual = secs(config.habitual_seconds);
+        let grants = self.by_role.entry(role.to_owned()).or_default();
+        let routine = config.habitual_seconds > 0
+            && grants.iter().any(|g| {
+                g.event_id != event.event_id
+                    && g.duration_seconds >= duration
+                    && within(g.time, event.event_time, habitual)
+            });
+        let grant = Grant { time: event.event_time, duration_seconds: duration, event_id: event.event_id.clone() };
+        if let Err(at) = grants.binary_search(&grant) {
+            grants.insert(at, grant);
+            if grants.len() > MAX_GRANTS_PER_ROLE {
+                grants.remove(0);
+            }
+        }
+        (!routine).then_some(LongFinding { duration_seconds: duration })
+    }
+
+    pub fn prune(&mut self, config: &LongSessionConfig, watermark: EpochSeconds) {
+        let keep = secs(config.habitual_seconds) + LATE_ARRIVAL_SECONDS;
+        self.by_role.retain(|_, grants| {
+            let Some(newest) = grants.last().map(|g| g.time) else {
+                return false;
+            };
+            grants.retain(|g| g.time >= newest - keep);
+            newest >= watermark - keep - IDLE_KEY_SECONDS
+        });
+    }
+}
+
+pub fn alert(config: &LongSessionConfig, event: &AssumeRoleEvent, finding: &LongFinding) -> Alert {
+    let role = event.role_arn.as_deref().unwrap_or_default();
+    let hours = finding.duration_seconds as f64 / 3600.0;
+    let mut alert = Alert::new(
+        DETECTOR,
+        Severity::Medium,
+        &format!("{}s session requested for role {}", finding.duration_seconds, short_name(role)),
+        &format!(
+            "{principal} was granted a {duration} s ({hours:.1} h) session on {role}, above max_duration_seconds {max}, and the role \
+             was not granted a session this long within {habit_days} days either side. Long sessions keep stolen credentials useful; \
+             confirm the caller needed it.",
+            principal = event.principal,
+            duration = finding.duration_seconds,
+            max = config.max_duration_seconds,
+            habit_days = config.habitual_seconds / 86_400,
+        ),
+        dedup_key(DETECTOR, &[role, &finding.duration_seconds.to_string()]),
+        &event.account_id,
+        &event.principal,
+        Some(role),
+        event.source.as_text().as_deref(),
+        &event.event_name,
+        event.event_time,
+        event.event_time,
+    )
+    .with_detail("duration_seconds", finding.duration_seconds)
+    .with_detail("max_duration_seconds", config.max_duration_seconds)
+    .with_detail("habitual_seconds", config.habitual_seconds)
+    .with_detail("duration_defaulted", event.duration_seconds.is_none());
+    if let Some(session) = &event.role_session_name {
+        alert = alert.with_detail("role_session_name", session.as_str());
+    }
+    alert.add_event(&event.event_id);
+    alert
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::tests::long;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn above_the_limit_alerts_and_at_the_limit_does_not() {
+        let c = LongSessionConfig::default();
+        let mut s = LongSessionState::default();
+        assert_eq!(s.observe(&c, &long("a", "1", 0, 3600)), None);
+        assert_eq!(s.observe(&c, &long("a", "2", 0, 3601)), Some(LongFinding { duration_seconds: 3601 }));
+    }
+
+    #[test]
+    fn a_habitual_duration_is_quiet_in_either_order() {
+        let c = LongSessionConfig::default();
+        let mut s = LongSessionState::default();
+        // The later grant is processed first: it alerts, the earlier one does not.
+        assert!(s.observe(&c, &long("etl", "later", 10 * DAY, 43_200)).is_some());
+        assert_eq!(s.observe(&c, &long("etl", "earlier", 0, 43_200)), None);
+        // Longer than anything seen before is news again.
+        assert!(s.observe(&c, &long("etl", "longer", 11 * DAY, 86_400)).is_some());
+    }
+
+    #[test]
+    fn habitual_span_boundary() {
+        let c = LongSessionConfig::default();
+        let span = 1_209_600;
+        let mut s = LongSessionState::default();
+        assert!(s.observe(&c, &long("r", "1", 0, 7200)).is_some());
+        assert_eq!(s.observe(&c, &long("r", "2", span, 7200)), None);
+        let mut s = LongSessionState::default();
+        assert!(s.observe(&c, &long("r", "1", 0, 7200)).is_some());
+        assert!(s.observe(&c, &long("r", "2", span + 1, 7200)).is_some());
+    }
+
+    #[test]
+    fn zero_habitual_alerts_every_time_and_missing_duration_means_an_hour() {
+        let c = LongSessionConfig { habitual_seconds: 0, ..LongSessionConfig::default() };
+        let mut s = LongSessionState::default();
+        assert!(s.observe(&c, &long("r", "1", 0, 7200)).is_some());
+        assert!(s.observe(&c, &long("r", "2", 1, 7200)).is_some());
+        let strict = LongSessionConfig { max_duration_seconds: 1800, ..LongSessionConfig::default() };
+        let mut e = long("fresh", "3", 0, 0);
+        e.duration_seconds = None;
+        assert_eq!(s.observe(&strict, &e), Some(LongFinding { duration_seconds: 3600 }));
+    }
+
+    #[test]
+    fn refused_requests_neither_alert_nor_count_as_grants() {
+        let c = LongSessionConfig::default();
+        let mut s = LongSessionState::default();
+        let mut refused = long("r", "1", 0, 43_200);
+        refused.error_code = Some("AccessDenied".into());
+        assert_eq!(s.observe(&c, &refused), None);
+        assert!(s.observe(&c, &long("r", "2", 10, 43_200)).is_some());
+    }
+}

@@ -1,0 +1,309 @@
+//! `unexpected_source_ip`: a role assumption from outside the static
+//! allow-list, or from a network a mature principal has not used lately.
+//!
+//! Networks are IPv4 /24 and IPv6 /64: one home, office or NAT gateway.
+//! Principals that use many networks (CI runners, Lambda, people on the
+//! move) are *roaming*: a new network is normal for them, so only the
+//! allow-list applies to them.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::{secs, short_name, within, IDLE_KEY_SECONDS};
+use crate::alert::{dedup_key, Alert, Severity};
+use crate::cloudtrail::{format_rfc3339, AssumeRoleEvent, EpochSeconds, SourceAddress};
+use crate::config::UnexpectedSourceIpConfig;
+
+pub const DETECTOR: &str = "unexpected_source_ip";
+/// Networks kept per principal. Well above any sane `roaming_networks`:
+/// past it the principal is roaming and the oldest sightings matter least.
+const MAX_NETWORKS_PER_PRINCIPAL: usize = 64;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceIpState {
+    #[serde(default)]
+    pub principals: BTreeMap<String, Baseline>,
+}
+
+/// What a principal's successful role assumptions have taught.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub first_seen: EpochSeconds,
+    pub last_seen: EpochSeconds,
+    #[serde(default)]
+    pub networks: Vec<Sighting>,
+    /// Roaming until this event time, unless it qualifies again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roaming_until: Option<EpochSeconds>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    #[serde(rename = "net")]
+    pub network: String,
+    pub first: EpochSeconds,
+    pub last: EpochSeconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpFinding {
+    OutsideAllowList { network: String },
+    NewNetwork { network: String, first_seen: EpochSeconds, known_networks: usize },
+}
+
+/// The /24 or /64 an address belongs to.
+pub fn network_of(ip: IpAddr) -> String {
+    let prefix = if ip.is_ipv4() { 24 } else { 64 };
+    IpNet::new(ip, prefix).map(|n| n.trunc().to_string()).unwrap_or_else(|_| ip.to_string())
+}
+
+impl SourceIpState {
+    /// Checks a successful role assumption, then learns from it.
+    pub fn observe(
+        &mut self,
+        config: &UnexpectedSourceIpConfig,
+        allowed: &[IpNet],
+        event: &AssumeRoleEvent,
+    ) -> Option<IpFinding> {
+        // Failed calls teach nothing: an attacker must not be able to seed
+        // a baseline with denied calls. Failures are repeated_failures' job.
+        if !event.succeeded() {
+            return None;
+        }
+        let SourceAddress::Ip(ip) = event.source else {
+            return None;
+        };
+        let t = event.event_time;
+        let network = network_of(ip);
+        let learning = secs(config.learning_period_seconds);
+        let memory = secs(config.network_memory_seconds);
+
+        let baseline = self.principals.entry(event.principal.clone()).or_insert_with(|| Baseline {
+            first_seen: t,
+            last_seen: t,
+            networks: Vec::new(),
+            roaming_until: None,
+        });
+        let known = baseline.networks.iter().any(|s| {
+            s.network == network
+                && (within(s.first, t, memory) || within(s.last, t, memory) || (s.first <= t && t <= s.last))
+        });
+        let mature = t - baseline.first_seen > learning;
+        let known_networks = baseline.networks.len();
+        let first_seen = baseline.first_seen;
+        baseline.learn(&network, t);
+        if baseline.qualifies_as_roaming(t, learning, config.roaming_networks) {
+            baseline.roaming_until = Some(baseline.roaming_until.unwrap_or(t).max(t + memory));
+        }
+        let roaming = baseline.roaming_until.is_some_and(|until| t <= until);
+
+        if !allowed.is_empty() && !allowed.iter().any(|net| net.contains(&ip)) {
+            return Some(IpFinding::OutsideAllowList { network });
+        }
+        (mature && !known && !roaming).then_some(IpFinding::NewNetwork { network, first_seen, known_networks })
+    }
+
+    /// Principals roaming at `at`, for the run summary.
+    pub fn roaming_at(&self, at: EpochSeconds) -> usize {
+        self.principals.values().filter(|b| b.roaming_until.is_some_and(|u| at <= u)).count()
+    }
+
+    pub fn prune(&mut self, config: &UnexpectedSourceIpConfig, watermark: EpochSeconds) {
+        let memory = secs(config.network_memory_seconds);
+        self.principals.retain(|_, b| {
+            b.networks.retain(|s| s.last >= b.last_seen - memory);
+            if b.roaming_until.is_some_and(|u| u < b.last_seen - memory) {
+                b.roaming_until = None;
+            }
+            b.last_seen >= watermark - memory - IDLE_KEY_SECONDS
+        });
+    }
+}
+
+impl Baseline {
+    fn learn(&mut self, network: &str, t: EpochSeconds) {
+        self.first_seen = self.first_seen.min(t);
+        self.last_seen = self.last_seen.max(t);
+        if let Some(s) = self.networks.iter_mut().find(|s| s.network == network) {
+            s.first = s.first.min(t);
+            s.last = s.last.max(t);
+            return;
+        }
+        self.networks.push(Sighting { network: network.to_owned(), first: t, last: t });
+        if self.networks.len() > MAX_NETWORKS_PER_PRINCIPAL {
+            if let Some(oldest) = self.networks.iter().enumerate().min_by_key(|(_, s)| s.last).map(|(i, _)| i) {
+                self.networks.swap_remove(oldest);
+            }
+        }
+    }
+
+    /// More than `limit` networks within a learning-period span that holds
+    /// `t` (checked on the spans ending and starting at `t`).
+    fn qualifies_as_roaming(&self, t: EpochSeconds, learning: i64, limit: u64) -> bool {
+        let count_in = |lo: i64, hi: i64| self.networks.iter().filter(|s| s.last >= lo && s.first <= hi).count() as u64;
+        count_in(t - learning, t) > limit || count_in(t, t + learning) > limit
+    }
+}
+
+pub fn alert(config: &UnexpectedSourceIpConfig, event: &AssumeRoleEvent, finding: &IpFinding) -> Alert {
+    let who = short_name(&event.principal);
+    let ip = event.source.as_text().unwrap_or_default();
+    let role = event.role_arn.as_deref().unwrap_or("a role");
+    let (severity, title, summary, network) = match finding {
+        IpFinding::OutsideAllowList { network } => (
+            Severity::High,
+            format!("{who} assumed a role from {ip}, outside the allowed networks"),
+            format!(
+                "{principal} assumed {role} from {ip}, which is outside allowed_cidrs. Role credentials used from an \
+                 unapproved network can mean stolen credentials; confirm with the owner.",
+                principal = event.principal
+            ),
+            network,
+        ),
+        IpFinding::NewNetwork { network, first_seen, known_networks } => (
+            Severity::Medium,
+            format!("{who} assumed a role from new network {network}"),
+            format!(
+                "{principal} assumed {role} from {ip} ({network}), a network it has not used in the last {days} days. \
+                 It has been seen since {since} on {known_networks} other network(s). A new network for an established \
+                 identity is how stolen credentials look; travel or a new ISP looks the same, so confirm with the owner.",
+                principal = event.principal,
+                days = config.network_memory_seconds / 86_400,
+                since = format_rfc3339(*first_seen),
+            ),
+            network,
+        ),
+    };
+    let mut alert = Alert::new(
+        DETECTOR,
+        severity,
+        &title,
+        &summary,
+        dedup_key(DETECTOR, &[&event.principal, network]),
+        &event.account_id,
+        &event.principal,
+        event.role_arn.as_deref(),
+        Some(&ip),
+        &event.event_name,
+        event.event_time,
+        event.event_time,
+    )
+    .with_detail("network", network.as_str())
+    .with_detail(
+        "reason",
+        if matches!(finding, IpFinding::OutsideAllowList { .. }) { "outside_allowed_cidrs" } else { "new_network" },
+    );
+    if let IpFinding::NewNetwork { known_networks, first_seen, .. } = finding {
+        alert = alert
+            .with_detail("known_networks", *known_networks)
+            .with_detail("principal_first_seen", format_rfc3339(*first_seen))
+            .with_detail("learning_period_seconds", config.learning_period_seconds);
+    }
+    if let Some(agent) = &event.user_agent {
+        alert = alert.with_detail("user_agent", agent.as_str());
+    }
+    alert.add_event(&event.event_id);
+    alert
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::tests::from_ip;
+
+    const DAY: i64 = 86_400;
+
+    fn cfg() -> UnexpectedSourceIpConfig {
+        UnexpectedSourceIpConfig::default()
+    }
+
+    #[test]
+    fn learning_period_stays_quiet_then_a_new_network_alerts() {
+        let c = cfg();
+        let mut s = SourceIpState::default();
+        assert_eq!(s.observe(&c, &[], &from_ip("alice", "1", 0, "198.51.100.7")), None);
+        // During learning: a second network is simply learned.
+        assert_eq!(s.observe(&c, &[], &from_ip("alice", "2", 3 * DAY, "203.0.113.9")), None);
+        // Mature, known networks: quiet (same /24, other host).
+        assert_eq!(s.observe(&c, &[], &from_ip("alice", "3", 8 * DAY, "198.51.100.99")), None);
+        let got = s.observe(&c, &[], &from_ip("alice", "4", 9 * DAY, "192.0.2.50"));
+        assert!(matches!(got, Some(IpFinding::NewNetwork { ref network, .. }) if network == "192.0.2.0/24"), "{got:?}");
+    }
+
+    #[test]
+    fn maturity_is_strictly_after_the_learning_period() {
+        let c = cfg();
+        let mut s = SourceIpState::default();
+        s.observe(&c, &[], &from_ip("alice", "1", 0, "198.51.100.7"));
+        assert_eq!(s.observe(&c, &[], &from_ip("alice", "2", 7 * DAY, "192.0.2.1")), None);
+        let got = s.observe(&c, &[], &from_ip("alice", "3", 7 * DAY + 1, "203.0.113.1"));
+        assert!(matches!(got, Some(IpFinding::NewNetwork { .. })), "{got:?}");
+    }
+
+    #[test]
+    fn roaming_principals_stay_quiet_but_the_allow_list_still_applies() {
+        let c = cfg();
+        let mut s = SourceIpState::default();
+        for i in 0..11 {
+            assert_eq!(
+                s.observe(&c, &[], &from_ip("ci", &format!("l{i}"), i64::from(i) * 3600, &format!("198.51.{i}.1"))),
+                None
+            );
+        }
+        assert_eq!(s.roaming_at(DAY), 1);
+        assert_eq!(s.observe(&c, &[], &from_ip("ci", "new", 20 * DAY, "203.0.113.1")), None);
+        let allowed: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert!(matches!(
+            s.observe(&c, &allowed, &from_ip("ci", "x", 21 * DAY, "203.0.113.2")),
+            Some(IpFinding::OutsideAllowList { .. })
+        ));
+        assert_eq!(s.observe(&c, &allowed, &from_ip("ci", "y", 21 * DAY, "10.1.2.3")), None);
+    }
+
+    #[test]
+    fn roaming_ends_when_memory_passes_without_qualifying_again() {
+        let c = cfg();
+        let mut s = SourceIpState::default();
+        for i in 0..11 {
+            s.observe(&c, &[], &from_ip("ci", &format!("l{i}"), i64::from(i), &format!("198.51.{i}.1")));
+        }
+        // Back on one network for long after the roaming memory expires.
+        let end = 100 * DAY;
+        for d in (20..100).step_by(5) {
+            s.observe(&c, &[], &from_ip("ci", &format!("d{d}"), d * DAY, "198.51.0.1"));
+        }
+        s.prune(&c, end);
+        let got = s.observe(&c, &[], &from_ip("ci", "late", end + DAY, "203.0.113.5"));
+        assert!(matches!(got, Some(IpFinding::NewNetwork { .. })), "{got:?}");
+    }
+
+    #[test]
+    fn late_files_do_not_make_known_networks_new() {
+        let c = cfg();
+        let mut s = SourceIpState::default();
+        s.observe(&c, &[], &from_ip("alice", "1", 0, "198.51.100.7"));
+        s.observe(&c, &[], &from_ip("alice", "2", 10 * DAY, "198.51.100.7"));
+        // An older event from the same network, processed late.
+        assert_eq!(s.observe(&c, &[], &from_ip("alice", "3", 9 * DAY, "198.51.100.8")), None);
+    }
+
+    #[test]
+    fn services_and_unparsable_addresses_are_not_checked() {
+        let c = cfg();
+        let allowed: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut s = SourceIpState::default();
+        for (i, src) in ["lambda.amazonaws.com", "AWS Internal", "06.237.252.245"].iter().enumerate() {
+            assert_eq!(s.observe(&c, &allowed, &from_ip("svc", &i.to_string(), 0, src)), None);
+        }
+        assert!(s.principals.is_empty());
+    }
+
+    #[test]
+    fn ipv6_networks_are_slash_64() {
+        assert_eq!(network_of("2001:db8:1:2:3:4:5:6".parse().unwrap()), "2001:db8:1:2::/64");
+        assert_eq!(network_of("203.0.113.77".parse().unwrap()), "203.0.113.0/24");
+    }
+}

@@ -1,0 +1,257 @@
+//! The engine: runs every detector over role assumptions, applies the
+//! cooldown per dedup key, and remembers processed inputs. Pure: state and
+//! events in, state and alerts out; time is event time only.
+
+use std::collections::HashMap;
+
+use ipnet::IpNet;
+
+use crate::alert::Alert;
+use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
+use crate::config::Config;
+use crate::detect::{long_session, repeated_failures, secs, source_ip, IDLE_KEY_SECONDS};
+use crate::state::State;
+
+/// Processed inputs are remembered this long behind the newest event.
+const INPUT_MEMORY_SECONDS: i64 = 3 * 86_400;
+/// Processed inputs remembered at most, newest kept.
+const MAX_REMEMBERED_INPUTS: usize = 100_000;
+/// Alert times kept per dedup key.
+const MAX_RAISED_PER_KEY: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// The input was processed before; nothing was done.
+    AlreadyProcessed,
+    Processed {
+        alerts: Vec<Alert>,
+    },
+}
+
+pub struct Engine {
+    config: Config,
+    allowed: Vec<IpNet>,
+    state: State,
+}
+
+impl Engine {
+    pub fn new(config: &Config, state: State) -> Engine {
+        Engine { config: config.clone(), allowed: config.unexpected_source_ip.allowed_networks(), state }
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn into_state(self) -> State {
+        self.state
+    }
+
+    pub fn is_processed(&self, input_id: &str) -> bool {
+        self.state.inputs.contains_key(input_id)
+    }
+
+    /// Processes one input's role assumptions once: a redelivered input
+    /// (same id) raises nothing.
+    pub fn apply(&mut self, input_id: &str, events: &[AssumeRoleEvent]) -> Applied {
+        if self.is_processed(input_id) {
+            return Applied::AlreadyProcessed;
+        }
+        let alerts = self.apply_unrecorded(events);
+        let newest = events.iter().map(|e| e.event_time).max().or(self.state.watermark).unwrap_or(0);
+        self.state.inputs.insert(input_id.to_owned(), newest);
+        self.prune_inputs();
+        Applied::Processed { alerts }
+    }
+
+    /// Processes events without recording an input: for what could be read
+    /// of a broken file, so a repaired copy is still processed later.
+    pub fn apply_unrecorded(&mut self, events: &[AssumeRoleEvent]) -> Vec<Alert> {
+        // Event order, not file order: the same events give the same alerts.
+        let mut ordered: Vec<&AssumeRoleEvent> = events.iter().collect();
+        ordered.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+        let mut pending = Pending::default();
+        for event in ordered {
+            self.observe(event, &mut pending);
+        }
+        if let Some(newest) = events.iter().map(|e| e.event_time).max() {
+            self.state.watermark = Some(self.state.watermark.map_or(newest, |w| w.max(newest)));
+        }
+        self.prune();
+        pending.alerts
+    }
+
+    fn observe(&mut self, event: &AssumeRoleEvent, pending: &mut Pending) {
+        let config = &self.config;
+        let state = &mut self.state;
+        // Findings are rare, so building the alert before the cooldown check costs little.
+        let mut found: Vec<(Alert, Vec<String>)> = Vec::new();
+        if let Some(burst) = state.repeated_failures.observe(&config.repeated_failures, event) {
+            found.push((repeated_failures::alert(&config.repeated_failures, event, &burst), burst.event_ids));
+        }
+        if let Some(finding) = state.unexpected_source_ip.observe(&config.unexpected_source_ip, &self.allowed, event) {
+            found.push((source_ip::alert(&config.unexpected_source_ip, event, &finding), vec![event.event_id.clone()]));
+        }
+        if let Some(finding) = state.long_session.observe(&config.long_session, event) {
+            found.push((long_session::alert(&config.long_session, event, &finding), vec![event.event_id.clone()]));
+        }
+        for (alert, event_ids) in found {
+            self.raise(pending, event, &event_ids, alert);
+        }
+    }
+
+    /// One alert per dedup key per cooldown: later findings in the same
+    /// input join the pending alert; findings within the cooldown of an
+    /// earlier alert (either side, in event time) are suppressed.
+    fn raise(&mut self, pending: &mut Pending, event: &AssumeRoleEvent, event_ids: &[String], alert: Alert) {
+        let key = alert.dedup_key.clone();
+        let cooldown = secs(self.config.alerts.cooldown_seconds);
+        let t = event.event_time;
+        if let Some(&(index, raised_at)) = pending.by_key.get(&key) {
+            if t.abs_diff(raised_at) < cooldown.unsigned_abs() {
+                let alert = &mut pending.alerts[index];
+                for id in event_ids {
+                    alert.add_event(id);
+                }
+                let time = crate::cloudtrail::format_rfc3339(t);
+                if time > alert.last_event_time {
+                    alert.last_event_time = time;
+                }
+                return;
+            }
+        }
+        let times = self.state.raised.entry(key.clone()).or_default();
+        if times.iter().any(|r| t.abs_diff(*r) < cooldown.unsigned_abs()) {
+            return;
+        }
+        times.push(t);
+        times.sort_unstable();
+        if times.len() > MAX_RAISED_PER_KEY {
+            times.remove(0);
+        }
+        pending.by_key.insert(key, (pending.alerts.len(), t));
+        pending.alerts.push(alert);
+    }
+
+    fn prune(&mut self) {
+        let Some(watermark) = self.state.watermark else {
+            return;
+        };
+        let config = &self.config;
+        self.state.repeated_failures.prune(&config.repeated_failures, watermark);
+        self.state.unexpected_source_ip.prune(&config.unexpected_source_ip, watermark);
+        self.state.long_session.prune(&config.long_session, watermark);
+        let keep = secs(config.alerts.cooldown_seconds) + IDLE_KEY_SECONDS;
+        self.state.raised.retain(|_, times| {
+            times.retain(|t| *t >= watermark - keep);
+            !times.is_empty()
+        });
+    }
+
+    fn prune_inputs(&mut self) {
+        let Some(watermark) = self.state.watermark else {
+            return;
+        };
+        self.state.inputs.retain(|_, newest| *newest >= watermark - INPUT_MEMORY_SECONDS);
+        if self.state.inputs.len() > MAX_REMEMBERED_INPUTS {
+            let mut by_time: Vec<(EpochSeconds, String)> =
+                self.state.inputs.iter().map(|(k, t)| (*t, k.clone())).collect();
+            by_time.sort_unstable();
+            let excess = by_time.len() - MAX_REMEMBERED_INPUTS;
+            for (_, key) in by_time.into_iter().take(excess) {
+                self.state.inputs.remove(&key);
+            }
+        }
+    }
+
+    /// Principals currently roaming (newest event time), for the run summary.
+    pub fn roaming_principals(&self) -> usize {
+        self.state.watermark.map_or(0, |w| self.state.unexpected_source_ip.roaming_at(w))
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    alerts: Vec<Alert>,
+    by_key: HashMap<String, (usize, EpochSeconds)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::tests::{failure, from_ip, long};
+
+    fn alerts(applied: Applied) -> Vec<Alert> {
+        match applied {
+            Applied::Processed { alerts } => alerts,
+            Applied::AlreadyProcessed => panic!("input was skipped as already processed"),
+        }
+    }
+
+    fn burst(principal: &str, prefix: &str, start: i64, n: usize) -> Vec<AssumeRoleEvent> {
+        (0..n).map(|i| failure(principal, &format!("{prefix}{i}"), start + i as i64 * 10)).collect()
+    }
+
+    #[test]
+    fn one_burst_one_alert_with_every_event() {
+        let mut engine = Engine::new(&Config::default(), State::default());
+        let got = alerts(engine.apply("f1", &burst("alice", "e", 0, 8)));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].event_count, 8);
+        assert_eq!(got[0].event_ids.len(), 8);
+        assert_eq!(got[0].first_event_time, "1970-01-01T00:00:00Z");
+        assert_eq!(got[0].last_event_time, "1970-01-01T00:01:10Z");
+    }
+
+    #[test]
+    fn redelivery_raises_nothing_twice() {
+        let mut engine = Engine::new(&Config::default(), State::default());
+        assert_eq!(alerts(engine.apply("f1", &burst("alice", "e", 0, 5))).len(), 1);
+        assert_eq!(engine.apply("f1", &burst("alice", "e", 0, 5)), Applied::AlreadyProcessed);
+        // The same events under another name: event ids and the cooldown hold.
+        assert!(alerts(engine.apply("copy-of-f1", &burst("alice", "e", 0, 5))).is_empty());
+    }
+
+    #[test]
+    fn a_burst_split_across_files_out_of_order_alerts_once() {
+        let mut engine = Engine::new(&Config::default(), State::default());
+        let events = burst("alice", "e", 1000, 6);
+        assert!(alerts(engine.apply("late", &events[3..])).is_empty());
+        let got = alerts(engine.apply("early", &events[..3]));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].event_count, 6);
+    }
+
+    #[test]
+    fn cooldown_suppresses_then_expires() {
+        let mut engine = Engine::new(&Config::default(), State::default());
+        assert_eq!(alerts(engine.apply("a", &burst("alice", "a", 0, 5))).len(), 1);
+        // Last alert at t=40; another burst starting 3000 s later is inside the cooldown.
+        assert!(alerts(engine.apply("b", &burst("alice", "b", 3000, 5))).is_empty());
+        // The cooldown counts from the alert's event time (40 s): 40 + 3600 is out.
+        let got = alerts(engine.apply("c", &burst("alice", "c", 3640 - 40, 5)));
+        assert_eq!(got.len(), 1, "{got:?}");
+    }
+
+    #[test]
+    fn each_detector_raises_in_one_run() {
+        let mut engine = Engine::new(&Config::default(), State::default());
+        let mut events = burst("mallory", "f", 0, 5);
+        events.push(from_ip("alice", "ip0", 0, "198.51.100.1"));
+        events.push(from_ip("alice", "ip1", 8 * 86_400, "203.0.113.1"));
+        events.push(long("etl", "long", 100, 43_200));
+        let got = alerts(engine.apply("mixed", &events));
+        let mut detectors: Vec<&str> = got.iter().map(|a| a.detector.as_str()).collect();
+        detectors.sort_unstable();
+        assert_eq!(detectors, ["long_session", "repeated_failures", "unexpected_source_ip"]);
+    }
+
+    #[test]
+    fn state_survives_serialisation() {
+        let mut engine = Engine::new(&Config::default(), State::default());
+        engine.apply("a", &burst("alice", "a", 0, 3));
+        let bytes = engine.into_state().to_json_vec();
+        let mut engine = Engine::new(&Config::default(), State::from_json_slice(&bytes).unwrap());
+        assert_eq!(alerts(engine.apply("b", &burst("alice", "b", 100, 2))).len(), 1);
+    }
+}
