@@ -1,4 +1,6 @@
 //! One integration-test binary (ripgrep style); data lives under `tests/data`.
 mod cli;
+mod malformed;
 mod month;
 mod public_data;
+mod safety;
