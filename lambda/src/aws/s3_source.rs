@@ -1,0 +1,31 @@
+//! Objects streamed from S3: the body is handed on as it arrives, so memory
+//! does not grow with the object's size.
+
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::Client;
+
+use crate::ports::{ObjectReader, ObjectSource, SourceError};
+use crate::triggers::ObjectRef;
+
+#[derive(Debug, Clone)]
+pub struct S3Source {
+    client: Client,
+}
+
+impl S3Source {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+impl ObjectSource for S3Source {
+    async fn open(&self, object: &ObjectRef) -> Result<ObjectReader, SourceError> {
+        let output = self.client.get_object().bucket(&object.bucket).key(&object.key).send().await.map_err(|err| {
+            match err.as_service_error() {
+                Some(GetObjectError::NoSuchKey(_)) => SourceError::NotFound,
+                _ => SourceError::Other(super::describe(&err)),
+            }
+        })?;
+        Ok(Box::pin(output.body.into_async_read()))
+    }
+}

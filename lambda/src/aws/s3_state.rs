@@ -1,0 +1,113 @@
+//! Detector state in S3, one object per account at `{prefix}{account}.json`,
+//! written with conditional requests: `If-Match` the ETag that was read, or
+//! `If-None-Match: *` when there was none. A `412 PreconditionFailed` (or
+//! `409 ConditionalRequestConflict`) is a [`SaveOutcome::Conflict`]: another
+//! invocation got there first.
+
+use std::time::SystemTime;
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::operation::put_object::PutObjectError;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use rolewatch::state::State;
+
+use crate::ports::{LoadedState, SaveOutcome, StateError, StateRepo, StateVersion};
+
+/// The default `ROLEWATCH_STATE_PREFIX`.
+pub const DEFAULT_STATE_PREFIX: &str = "rolewatch/state/";
+
+#[derive(Debug, Clone)]
+pub struct S3StateRepo {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3StateRepo {
+    pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self { client, bucket: bucket.into(), prefix: prefix.into() }
+    }
+
+    /// The state object's key for an account.
+    pub fn key(&self, account: &str) -> String {
+        format!("{}{account}.json", self.prefix)
+    }
+
+    fn error(&self, operation: &'static str, key: &str, reason: String) -> StateError {
+        StateError { operation, location: format!("s3://{}/{key}", self.bucket), reason }
+    }
+}
+
+impl StateRepo for S3StateRepo {
+    async fn load(&self, account: &str) -> Result<LoadedState, StateError> {
+        let key = self.key(account);
+        let output = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+            Ok(output) => output,
+            Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
+                return Ok(LoadedState::Missing)
+            }
+            Err(err) => return Err(self.error("load", &key, super::describe(&err))),
+        };
+        let version = StateVersion(output.e_tag().unwrap_or_default().to_owned());
+        let raw = output.body.collect().await.map_err(|err| self.error("load", &key, super::describe(&err)))?.to_vec();
+        Ok(match State::from_json_slice(&raw) {
+            Ok(state) => LoadedState::Found { state, version },
+            Err(err) => LoadedState::Corrupt { version, raw, reason: err.to_string() },
+        })
+    }
+
+    async fn save(
+        &self,
+        account: &str,
+        state: &State,
+        expected: Option<&StateVersion>,
+    ) -> Result<SaveOutcome, StateError> {
+        let key = self.key(account);
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(state.to_json_vec()));
+        let request = match expected {
+            Some(version) => request.if_match(&version.0),
+            None => request.if_none_match("*"),
+        };
+        match request.send().await {
+            Ok(output) => Ok(SaveOutcome::Saved(StateVersion(output.e_tag().unwrap_or_default().to_owned()))),
+            Err(err) if is_conflict(&err) => Ok(SaveOutcome::Conflict),
+            Err(err) => Err(self.error("save", &key, super::describe(&err))),
+        }
+    }
+
+    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
+        let stamp = chrono::DateTime::<chrono::Utc>::from(SystemTime::now()).format("%Y%m%dT%H%M%S%.3fZ").to_string();
+        let key = format!("{}quarantine/{account}-{stamp}.json", self.prefix);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(ByteStream::from(raw.to_vec()))
+            .send()
+            .await
+            .map_err(|err| self.error("quarantine", &key, super::describe(&err)))?;
+        Ok(format!("s3://{}/{key}", self.bucket))
+    }
+
+    fn location(&self, account: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.key(account))
+    }
+}
+
+/// `412 PreconditionFailed` arrives as an unmodelled error (the SDK puts it
+/// in `PutObjectError::Unhandled`); `409 ConditionalRequestConflict` when two
+/// conditional writes race. Checked by code and by HTTP status.
+fn is_conflict(err: &SdkError<PutObjectError, HttpResponse>) -> bool {
+    let code = err.code();
+    let status = err.raw_response().map(|response| response.status().as_u16());
+    matches!(code, Some("PreconditionFailed" | "ConditionalRequestConflict")) || matches!(status, Some(409 | 412))
+}

@@ -1,0 +1,125 @@
+//! Alerts to an SNS topic with `PublishBatch`, at most 10 messages (and
+//! 256 KiB) a request.
+//!
+//! Each message has the alert's SNS subject, `MessageStructure=json` with
+//! `default` (the alert JSON, what queues, Lambda and HTTPS subscribers get)
+//! and `email` (the person-readable text), and the String message attributes
+//! `severity`, `detector` and `account_id` for subscription filter policies.
+
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use aws_sdk_sns::Client;
+use rolewatch::alert::Alert;
+
+use crate::ports::{AlertSink, SinkError};
+
+/// SNS accepts at most 10 entries a batch ...
+const MAX_BATCH_ENTRIES: usize = 10;
+/// ... and 256 KiB for the whole request's messages and attributes; keep a margin.
+const MAX_BATCH_BYTES: usize = 240 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct SnsSink {
+    client: Client,
+    topic_arn: String,
+}
+
+impl SnsSink {
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        Self { client, topic_arn: topic_arn.into() }
+    }
+}
+
+impl AlertSink for SnsSink {
+    async fn publish(&self, alerts: &[Alert]) -> Result<(), SinkError> {
+        for batch in sns_entries(alerts)? {
+            let total = batch.len();
+            let output = self
+                .client
+                .publish_batch()
+                .topic_arn(&self.topic_arn)
+                .set_publish_batch_request_entries(Some(batch))
+                .send()
+                .await
+                .map_err(|err| SinkError::Request(super::describe(&err)))?;
+            let failed = output.failed();
+            if !failed.is_empty() {
+                let details = failed
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{}: {} {}{}",
+                            f.id(),
+                            f.code(),
+                            f.message().unwrap_or(""),
+                            if f.sender_fault() { " (sender fault)" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(SinkError::Rejected { failed: failed.len(), total, details });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `PublishBatch` entries for `alerts`, split into requests SNS accepts.
+pub fn sns_entries(alerts: &[Alert]) -> Result<Vec<Vec<PublishBatchRequestEntry>>, SinkError> {
+    let mut batches: Vec<Vec<PublishBatchRequestEntry>> = Vec::new();
+    let mut current: Vec<PublishBatchRequestEntry> = Vec::new();
+    let mut current_bytes = 0;
+    // Ids need only be unique within a request; the position in `alerts` is.
+    for (index, alert) in alerts.iter().enumerate() {
+        let (entry, bytes) = entry(alert, index)?;
+        if !current.is_empty() && (current.len() == MAX_BATCH_ENTRIES || current_bytes + bytes > MAX_BATCH_BYTES) {
+            batches.push(std::mem::take(&mut current));
+            current_bytes = 0;
+        }
+        current.push(entry);
+        current_bytes += bytes;
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    Ok(batches)
+}
+
+/// One entry and its size as SNS counts it.
+fn entry(alert: &Alert, index: usize) -> Result<(PublishBatchRequestEntry, usize), SinkError> {
+    let invalid = |reason: String| SinkError::Invalid { dedup_key: alert.dedup_key.clone(), reason };
+    let message = serde_json::json!({
+        "default": alert.to_json(),
+        "email": alert.to_text(),
+    })
+    .to_string();
+    let subject = alert.sns_subject();
+    let mut bytes = message.len() + subject.len();
+    let mut builder = PublishBatchRequestEntry::builder()
+        .id(format!("a{index}"))
+        .message(message)
+        .subject(subject)
+        .message_structure("json");
+    for (name, value) in [
+        ("severity", alert.severity.as_str()),
+        ("detector", alert.detector.as_str()),
+        ("account_id", alert.account_id.as_str()),
+    ] {
+        // SNS rejects empty attribute values; an absent attribute simply
+        // does not match a filter on it.
+        if value.is_empty() {
+            continue;
+        }
+        let attribute = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .map_err(|err| invalid(err.to_string()))?;
+        bytes += name.len() + "String".len() + value.len();
+        builder = builder.message_attributes(name, attribute);
+    }
+    let entry = builder.build().map_err(|err| invalid(err.to_string()))?;
+    if bytes > MAX_BATCH_BYTES {
+        return Err(invalid(format!("message of {bytes} bytes is larger than SNS accepts")));
+    }
+    Ok((entry, bytes))
+}

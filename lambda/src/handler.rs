@@ -1,0 +1,586 @@
+//! One invocation, start to end.
+//!
+//! ```text
+//! event -> triggers::parse_invocation -> object refs (skip digests, non-logs, s3:TestEvent)
+//!   -> group by account (from the CloudTrail key), per account:
+//!        load state (ETag) -> for each object not yet processed: stream it, read events, engine.apply
+//!        -> publish new alerts -> conditional save (If-Match / If-None-Match: *)
+//!        -> on 412/409: load again, apply again, publish only alerts not yet published
+//! ```
+//!
+//! Nothing is lost: alerts are published before the state that records them
+//! is saved, and a publishing failure fails the invocation without saving,
+//! so Lambda's retry (and finally the dead-letter queue) still has the
+//! object. Duplicates, if a retry re-raises, carry the same `dedup_key`.
+//!
+//! A failure is confined to what it concerns: an unreadable object fails
+//! only its own SQS message (or, for other triggers, the invocation, after
+//! every other object was processed), and raises an `unreadable_input`
+//! alert; a corrupt state object is copied aside and replaced by an empty
+//! state instead of failing every invocation for its account.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use rolewatch::alert::{dedup_key, Alert, Severity};
+use rolewatch::cloudtrail::{account_from_key, classify_key, read_input, InputEvents, InputKind, InputLimits};
+use rolewatch::config::Config;
+use rolewatch::engine::{Applied, Engine};
+use rolewatch::state::State;
+use serde::Serialize;
+use serde_json::Value;
+use thiserror::Error;
+use tokio_util::io::SyncIoBridge;
+use tracing::{error, info, warn};
+
+use crate::ports::{AlertSink, LoadedState, ObjectSource, SaveOutcome, SinkError, SourceError, StateError, StateRepo};
+use crate::triggers::{parse_invocation, Invocation, ObjectRef, TriggerError, TriggerKind};
+
+/// Conditional-write attempts per account before the invocation gives up
+/// (and Lambda retries it later).
+pub const MAX_STATE_ATTEMPTS: u32 = 10;
+
+/// The shard for log keys that name no account (not under `AWSLogs/`).
+pub const UNKNOWN_ACCOUNT: &str = "unknown";
+
+/// The function: the engine's configuration and the three capabilities.
+pub struct Handler<S, R, K> {
+    source: S,
+    repo: R,
+    sink: K,
+    config: Config,
+    limits: InputLimits,
+}
+
+/// What an invocation did; returned to the caller for non-SQS triggers and
+/// logged for all.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub trigger: &'static str,
+    /// Distinct log objects named by the event.
+    pub objects: usize,
+    /// Objects read and applied now.
+    pub processed: usize,
+    /// Objects whose state says they were processed before: nothing raised.
+    pub already_processed: usize,
+    pub records: u64,
+    pub role_assumptions: u64,
+    pub bad_records: u64,
+    /// Alerts published by this invocation (detections and operational).
+    pub alerts: usize,
+    pub skipped_digests: usize,
+    pub skipped_not_logs: usize,
+    pub test_events: usize,
+    pub ignored_events: usize,
+    /// Objects that failed (unreadable, not fetched, or their account failed).
+    pub failed: usize,
+}
+
+/// The invocation failed; Lambda will retry it (asynchronous invocations)
+/// and finally hand it to the dead-letter queue / on-failure destination.
+#[derive(Debug, Error)]
+pub enum InvocationError {
+    #[error("cannot understand the invocation event: {0}")]
+    Trigger(#[from] TriggerError),
+    #[error("{} of {objects} objects failed: {}", .failures.len(), join(.failures))]
+    Objects { objects: usize, failures: Vec<ObjectFailure> },
+}
+
+impl InvocationError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            InvocationError::Trigger(_) => "UnrecognisedEvent",
+            InvocationError::Objects { .. } => "ObjectsFailed",
+        }
+    }
+}
+
+impl From<InvocationError> for lambda_runtime::Diagnostic {
+    fn from(err: InvocationError) -> Self {
+        lambda_runtime::Diagnostic { error_type: err.error_type().to_owned(), error_message: err.to_string() }
+    }
+}
+
+/// One object that failed, and why.
+#[derive(Debug, Clone, Error)]
+#[error("{object}: {cause}")]
+pub struct ObjectFailure {
+    pub object: ObjectRef,
+    pub cause: FailureCause,
+}
+
+#[derive(Debug, Clone, Error)]
+pub enum FailureCause {
+    /// The object's content is not a readable CloudTrail log (corrupt,
+    /// truncated, too large, gone). An `unreadable_input` alert was raised.
+    #[error("cannot be read: {0}")]
+    Unreadable(String),
+    /// The object could not be fetched (permissions, network): nothing was
+    /// applied; a retry may succeed.
+    #[error("cannot be fetched: {0}")]
+    Fetch(String),
+    /// The object's account could not be brought up to date.
+    #[error("account {account}: {error}")]
+    Account { account: String, error: Arc<AccountError> },
+}
+
+#[derive(Debug, Error)]
+pub enum AccountError {
+    #[error("alerts not published, state not advanced: {0}")]
+    Publish(#[source] SinkError),
+    #[error("{0}")]
+    State(#[source] StateError),
+    #[error("state kept changing under us ({attempts} conditional writes lost); giving up for this invocation")]
+    Contention { attempts: u32 },
+}
+
+fn join(failures: &[ObjectFailure]) -> String {
+    failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// A unit of failure reporting: the whole invocation, or one SQS message.
+struct Unit {
+    message_id: Option<String>,
+    objects: Vec<ObjectRef>,
+}
+
+/// How reading one object went.
+enum ReadOutcome {
+    Read(InputEvents),
+    /// Permanent: the content cannot be read. `partial` is what was read
+    /// before the failure.
+    Unreadable {
+        reason: String,
+        partial: InputEvents,
+    },
+    /// Possibly transient: nothing is applied.
+    Fetch(String),
+}
+
+#[derive(Default)]
+struct AccountReport {
+    processed: usize,
+    already_processed: usize,
+    alerts: usize,
+    attempts: u32,
+}
+
+impl<S, R, K> Handler<S, R, K>
+where
+    S: ObjectSource,
+    R: StateRepo,
+    K: AlertSink,
+{
+    pub fn new(source: S, repo: R, sink: K, config: Config) -> Self {
+        let limits = config.input.limits();
+        Self { source, repo, sink, config, limits }
+    }
+
+    /// Handles one invocation's raw event. SQS batches always answer
+    /// `{"batchItemFailures": [...]}` naming only the failed messages;
+    /// other triggers answer a [`Summary`] or fail as a whole.
+    pub async fn handle(&self, event: Value) -> Result<Value, InvocationError> {
+        let started = Instant::now();
+        let invocation = match parse_invocation(&event) {
+            Ok(invocation) => invocation,
+            Err(err) => {
+                error!(error = %err, "cannot understand the invocation event");
+                return Err(err.into());
+            }
+        };
+        match invocation {
+            Invocation::Single { kind, delivery } => {
+                let mut summary = Summary {
+                    trigger: kind.as_str(),
+                    test_events: delivery.test_events,
+                    ignored_events: delivery.ignored_events,
+                    ..Summary::default()
+                };
+                let units = vec![Unit { message_id: None, objects: delivery.objects }];
+                let (failures, _) = self.process(&units, &mut summary).await;
+                log_summary(&summary, started, None);
+                if failures.is_empty() {
+                    Ok(serde_json::to_value(&summary).unwrap_or(Value::Null))
+                } else {
+                    Err(InvocationError::Objects { objects: summary.objects, failures })
+                }
+            }
+            Invocation::SqsBatch { messages } => {
+                let mut summary = Summary { trigger: TriggerKind::Sqs.as_str(), ..Summary::default() };
+                let mut failed_ids: Vec<String> = Vec::new();
+                let mut units = Vec::new();
+                for message in messages {
+                    match message.delivery {
+                        Ok(delivery) => {
+                            summary.test_events += delivery.test_events;
+                            summary.ignored_events += delivery.ignored_events;
+                            units.push(Unit { message_id: Some(message.message_id), objects: delivery.objects });
+                        }
+                        Err(err) => {
+                            error!(message_id = %message.message_id, error = %err,
+                                "SQS message is not a delivery we understand; reporting it failed");
+                            failed_ids.push(message.message_id);
+                        }
+                    }
+                }
+                let (_, failed_units) = self.process(&units, &mut summary).await;
+                failed_ids
+                    .extend(failed_units.into_iter().filter_map(|i| units.get(i).and_then(|u| u.message_id.clone())));
+                log_summary(&summary, started, Some(failed_ids.len()));
+                let response = SqsBatchResponse {
+                    batch_item_failures: failed_ids
+                        .into_iter()
+                        .map(|item_identifier| BatchItemFailure { item_identifier })
+                        .collect(),
+                };
+                Ok(serde_json::to_value(&response).unwrap_or(Value::Null))
+            }
+        }
+    }
+
+    /// Processes every object of every unit; returns the failures and the
+    /// indexes of the units that hold a failed object.
+    async fn process(&self, units: &[Unit], summary: &mut Summary) -> (Vec<ObjectFailure>, BTreeSet<usize>) {
+        // Distinct log objects, each with the units that name it, grouped
+        // by account; within an account in key order (time order).
+        let mut holders: BTreeMap<ObjectRef, Vec<usize>> = BTreeMap::new();
+        for (index, unit) in units.iter().enumerate() {
+            for object in &unit.objects {
+                match classify_key(&object.key) {
+                    InputKind::LogFile => holders.entry(object.clone()).or_default().push(index),
+                    InputKind::Digest => summary.skipped_digests += 1,
+                    InputKind::NotALog => summary.skipped_not_logs += 1,
+                }
+            }
+        }
+        summary.objects = holders.len();
+        let mut accounts: BTreeMap<String, Vec<ObjectRef>> = BTreeMap::new();
+        for object in holders.keys() {
+            let account = account_from_key(&object.key).unwrap_or_else(|| UNKNOWN_ACCOUNT.to_owned());
+            accounts.entry(account).or_default().push(object.clone());
+        }
+
+        let mut failures: Vec<ObjectFailure> = Vec::new();
+        for (account, objects) in &accounts {
+            let started = Instant::now();
+            let mut object_failures = BTreeMap::new();
+            match self.process_account(account, objects, summary, &mut object_failures).await {
+                Ok(report) => {
+                    summary.processed += report.processed;
+                    summary.already_processed += report.already_processed;
+                    summary.alerts += report.alerts;
+                    info!(
+                        account = %account,
+                        objects = objects.len(),
+                        processed = report.processed,
+                        already_processed = report.already_processed,
+                        alerts = report.alerts,
+                        attempts = report.attempts,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        "account brought up to date"
+                    );
+                }
+                Err((error, alerts)) => {
+                    summary.alerts += alerts;
+                    error!(
+                        account = %account,
+                        objects = objects.len(),
+                        alerts,
+                        error = %error,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        "account not brought up to date; its objects are reported failed"
+                    );
+                    let error = Arc::new(error);
+                    for object in objects {
+                        object_failures.entry(object.clone()).or_insert_with(|| FailureCause::Account {
+                            account: account.clone(),
+                            error: Arc::clone(&error),
+                        });
+                    }
+                }
+            }
+            failures.extend(object_failures.into_iter().map(|(object, cause)| ObjectFailure { object, cause }));
+        }
+
+        summary.failed = failures.len();
+        let failed_units =
+            failures.iter().flat_map(|f| holders.get(&f.object).into_iter().flatten().copied()).collect();
+        (failures, failed_units)
+    }
+
+    /// Loads the account's state, applies every object not yet processed,
+    /// publishes what that raised and saves, re-trying on write conflicts.
+    /// On failure also returns how many alerts were published before it.
+    async fn process_account(
+        &self,
+        account: &str,
+        objects: &[ObjectRef],
+        summary: &mut Summary,
+        failures: &mut BTreeMap<ObjectRef, FailureCause>,
+    ) -> Result<AccountReport, (AccountError, usize)> {
+        // Objects are read at most once per invocation, however many
+        // conflicts force the events to be applied again.
+        let mut reads: HashMap<ObjectRef, ReadOutcome> = HashMap::new();
+        let mut published: HashSet<String> = HashSet::new();
+        let account_id = (account != UNKNOWN_ACCOUNT).then_some(account);
+
+        for attempt in 1..=MAX_STATE_ATTEMPTS {
+            let fail = |e: AccountError, published: &HashSet<String>| (e, published.len());
+            let loaded = match self.repo.load(account).await {
+                Ok(loaded) => loaded,
+                Err(e) => return Err(fail(AccountError::State(e), &published)),
+            };
+            let mut changed = false;
+            let mut pending: Vec<Alert> = Vec::new();
+            let (state, version) = match loaded {
+                LoadedState::Missing => (State::default(), None),
+                LoadedState::Found { state, version } => (state, Some(version)),
+                LoadedState::Corrupt { version, raw, reason } => {
+                    let location = self.repo.location(account);
+                    error!(account = %account, state = %location, reason = %reason,
+                        "detector state is corrupt; copying it aside and starting from empty state");
+                    let moved_to = match self.repo.quarantine(account, &raw).await {
+                        Ok(moved_to) => moved_to,
+                        Err(e) => return Err(fail(AccountError::State(e), &published)),
+                    };
+                    pending.push(state_reset_alert(account, &location, &moved_to, &reason));
+                    changed = true;
+                    (State::default(), Some(version))
+                }
+            };
+
+            let mut engine = Engine::new(&self.config, state);
+            let mut report = AccountReport { attempts: attempt, ..AccountReport::default() };
+            for object in objects {
+                let input_id = object.uri();
+                if engine.is_processed(&input_id) {
+                    report.already_processed += 1;
+                    continue;
+                }
+                if !reads.contains_key(object) {
+                    let outcome = self.read(object, account, summary).await;
+                    reads.insert(object.clone(), outcome);
+                }
+                match reads.get(object) {
+                    Some(ReadOutcome::Read(input)) => match engine.apply(&input_id, &input.events) {
+                        Applied::Processed { alerts } => {
+                            report.processed += 1;
+                            changed = true;
+                            pending.extend(alerts);
+                        }
+                        Applied::AlreadyProcessed => report.already_processed += 1,
+                    },
+                    Some(ReadOutcome::Unreadable { reason, partial }) => {
+                        // What could be read still counts, but the object is
+                        // not marked processed: a repaired copy is read in full.
+                        changed = true;
+                        pending.extend(engine.apply_unrecorded(&partial.events));
+                        pending.push(Alert::unreadable_input(&input_id, account_id, reason, now()));
+                        failures.insert(object.clone(), FailureCause::Unreadable(reason.clone()));
+                    }
+                    Some(ReadOutcome::Fetch(reason)) => {
+                        failures.insert(object.clone(), FailureCause::Fetch(reason.clone()));
+                    }
+                    None => {}
+                }
+            }
+            let state = engine.into_state();
+
+            // Publish before saving: a crash or failure in between re-raises
+            // on retry (same dedup_key) instead of losing the alert.
+            let mut fresh: Vec<Alert> = Vec::new();
+            for alert in pending {
+                if !published.contains(&alert.dedup_key)
+                    && !fresh.iter().any(|a: &Alert| a.dedup_key == alert.dedup_key)
+                {
+                    fresh.push(alert);
+                }
+            }
+            if !fresh.is_empty() {
+                if let Err(e) = self.sink.publish(&fresh).await {
+                    return Err(fail(AccountError::Publish(e), &published));
+                }
+                for alert in &fresh {
+                    info!(account = %account, detector = %alert.detector, severity = alert.severity.as_str(),
+                        dedup_key = %alert.dedup_key, "alert published");
+                }
+                published.extend(fresh.into_iter().map(|a| a.dedup_key));
+            }
+            report.alerts = published.len();
+
+            if !changed {
+                return Ok(report);
+            }
+            match self.repo.save(account, &state, version.as_ref()).await {
+                Ok(SaveOutcome::Saved(_)) => return Ok(report),
+                Ok(SaveOutcome::Conflict) => {
+                    warn!(account = %account, attempt,
+                        "state was changed by a concurrent invocation; loading it again and re-applying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(fail(AccountError::State(e), &published)),
+            }
+        }
+        Err((AccountError::Contention { attempts: MAX_STATE_ATTEMPTS }, published.len()))
+    }
+
+    /// Streams one object through the reader on a blocking thread: the body
+    /// is decompressed and walked as it arrives, so memory stays flat.
+    async fn read(&self, object: &ObjectRef, account: &str, summary: &mut Summary) -> ReadOutcome {
+        let started = Instant::now();
+        let outcome = match self.source.open(object).await {
+            Ok(reader) => {
+                let limits = self.limits;
+                let bridge = SyncIoBridge::new(reader);
+                let joined = tokio::task::spawn_blocking(move || {
+                    let mut tracked = TransportTracker { inner: bridge, error: None };
+                    let result = read_input(&mut tracked, &limits);
+                    (result, tracked.error)
+                })
+                .await;
+                match joined {
+                    Err(e) => ReadOutcome::Fetch(format!("reader task failed: {e}")),
+                    // The body stream broke: the content may be fine.
+                    Ok((Err(_), Some(transport))) => ReadOutcome::Fetch(transport),
+                    Ok((Err(failure), None)) => {
+                        ReadOutcome::Unreadable { reason: failure.error.to_string(), partial: failure.partial }
+                    }
+                    Ok((Ok(input), _)) => ReadOutcome::Read(input),
+                }
+            }
+            Err(SourceError::NotFound) => ReadOutcome::Unreadable {
+                reason: "the object does not exist (deleted before it was read?)".to_owned(),
+                partial: InputEvents::default(),
+            },
+            Err(SourceError::Other(reason)) => ReadOutcome::Fetch(reason),
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let (bucket, key) = (&object.bucket, &object.key);
+        match &outcome {
+            ReadOutcome::Read(input) | ReadOutcome::Unreadable { partial: input, .. } => {
+                summary.records += input.records;
+                summary.role_assumptions += input.events.len() as u64;
+                summary.bad_records += input.bad_records.len() as u64;
+                if let ReadOutcome::Unreadable { reason, .. } = &outcome {
+                    error!(%bucket, %key, %account, records = input.records,
+                        role_assumptions = input.events.len(), duration_ms, error = %reason,
+                        "object cannot be read; what was read before the failure is applied");
+                } else {
+                    info!(%bucket, %key, %account, records = input.records,
+                        role_assumptions = input.events.len(), bad_records = input.bad_records.len(),
+                        duration_ms, "object read");
+                }
+                for problem in input.bad_records.iter().take(5) {
+                    warn!(%bucket, %key, %account, error = %problem, "record skipped");
+                }
+            }
+            ReadOutcome::Fetch(reason) => {
+                error!(%bucket, %key, %account, duration_ms, error = %reason,
+                    "object cannot be fetched; it will be retried");
+            }
+        }
+        outcome
+    }
+}
+
+/// Remembers the first error of the underlying byte stream, to tell a
+/// broken connection (retry) from a broken object (alert).
+struct TransportTracker<R> {
+    inner: R,
+    error: Option<String>,
+}
+
+impl<R: Read> Read for TransportTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if self.error.is_none() {
+                self.error = Some(format!("reading the object failed: {e}"));
+            }
+        })
+    }
+}
+
+/// An operational alert: the account's state was unreadable and was reset.
+fn state_reset_alert(account: &str, location: &str, moved_to: &str, reason: &str) -> Alert {
+    let at = now().timestamp();
+    Alert::new(
+        "state_reset",
+        Severity::Medium,
+        "rolewatch detector state was corrupt and has been reset",
+        &format!(
+            "The detector state {location} could not be read ({reason}). It was copied to {moved_to} \
+             and detection for account {account} restarted from empty state: source-IP baselines and \
+             habitual session lengths are relearned, so expect some quiet or noisy days. \
+             Inspect the copy to find out what wrote it."
+        ),
+        dedup_key("state_reset", &[location, moved_to]),
+        account,
+        "rolewatch",
+        None,
+        None,
+        "",
+        at,
+        at,
+    )
+    .with_detail("state", location)
+    .with_detail("quarantined_to", moved_to)
+    .with_detail("reason", reason)
+}
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::<chrono::Utc>::from(SystemTime::now())
+}
+
+/// Exponential backoff with jitter, so racing invocations spread out.
+fn backoff(attempt: u32) -> Duration {
+    let base = 20u64 << attempt.min(6);
+    let nanos =
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| u64::from(d.subsec_nanos())).unwrap_or(0);
+    Duration::from_millis(base / 2 + nanos % base.max(1))
+}
+
+fn log_summary(summary: &Summary, started: Instant, failed_messages: Option<usize>) {
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let s = summary;
+    if s.failed > 0 || failed_messages.unwrap_or(0) > 0 {
+        warn!(
+            trigger = s.trigger,
+            objects = s.objects,
+            processed = s.processed,
+            already_processed = s.already_processed,
+            records = s.records,
+            role_assumptions = s.role_assumptions,
+            bad_records = s.bad_records,
+            alerts = s.alerts,
+            skipped_digests = s.skipped_digests,
+            skipped_not_logs = s.skipped_not_logs,
+            test_events = s.test_events,
+            ignored_events = s.ignored_events,
+            failed = s.failed,
+            failed_messages,
+            duration_ms,
+            "invocation finished with failures"
+        );
+    } else {
+        info!(
+            trigger = s.trigger,
+            objects = s.objects,
+            processed = s.processed,
+            already_processed = s.already_processed,
+            records = s.records,
+            role_assumptions = s.role_assumptions,
+            bad_records = s.bad_records,
+            alerts = s.alerts,
+            skipped_digests = s.skipped_digests,
+            skipped_not_logs = s.skipped_not_logs,
+            test_events = s.test_events,
+            ignored_events = s.ignored_events,
+            failed = s.failed,
+            duration_ms,
+            "invocation finished"
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! The capabilities the handler needs from the outside world, as small
+//! traits: where objects come from, where detector state lives, where alerts
+//! go. The AWS implementations are in [`crate::aws`]; tests can pass their
+//! own.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use rolewatch::alert::Alert;
+use rolewatch::state::State;
+use thiserror::Error;
+use tokio::io::AsyncRead;
+
+use crate::triggers::ObjectRef;
+
+/// A byte stream of one object, read as it arrives.
+pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// Opens objects for streaming reads.
+pub trait ObjectSource: Send + Sync {
+    fn open(&self, object: &ObjectRef) -> impl Future<Output = Result<ObjectReader, SourceError>> + Send;
+}
+
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// The object does not exist (deleted before it was read?). Retrying
+    /// will not help; it is reported like an unreadable object.
+    #[error("object not found")]
+    NotFound,
+    /// Anything else (permissions, throttling, network): worth a retry.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// An opaque version token of a stored state object (its ETag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateVersion(pub String);
+
+/// What is stored for an account.
+#[derive(Debug)]
+pub enum LoadedState {
+    /// Nothing yet: the first save must not overwrite anything.
+    Missing,
+    Found {
+        state: State,
+        version: StateVersion,
+    },
+    /// Present but not a state we can read. `raw` is kept so it can be
+    /// copied aside before it is replaced.
+    Corrupt {
+        version: StateVersion,
+        raw: Vec<u8>,
+        reason: String,
+    },
+}
+
+/// The result of a conditional save.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SaveOutcome {
+    Saved(StateVersion),
+    /// Someone else wrote the state since it was loaded: re-load and re-apply.
+    Conflict,
+}
+
+/// Detector state, one object per account, saved conditionally.
+pub trait StateRepo: Send + Sync {
+    fn load(&self, account: &str) -> impl Future<Output = Result<LoadedState, StateError>> + Send;
+
+    /// Saves only if the stored object is still `expected` (`None`: only if
+    /// there is none yet).
+    fn save(
+        &self,
+        account: &str,
+        state: &State,
+        expected: Option<&StateVersion>,
+    ) -> impl Future<Output = Result<SaveOutcome, StateError>> + Send;
+
+    /// Copies unreadable state bytes aside; returns where they went.
+    fn quarantine(&self, account: &str, raw: &[u8]) -> impl Future<Output = Result<String, StateError>> + Send;
+
+    /// Where an account's state lives, for messages (`s3://bucket/key`).
+    fn location(&self, account: &str) -> String;
+}
+
+#[derive(Debug, Error)]
+#[error("{operation} {location}: {reason}")]
+pub struct StateError {
+    pub operation: &'static str,
+    pub location: String,
+    pub reason: String,
+}
+
+/// Where alerts go.
+pub trait AlertSink: Send + Sync {
+    /// Publishes every alert or fails: a partial success is an error too.
+    fn publish(&self, alerts: &[Alert]) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+#[derive(Debug, Error)]
+pub enum SinkError {
+    #[error("publish request failed: {0}")]
+    Request(String),
+    #[error("{failed} of {total} messages rejected: {details}")]
+    Rejected { failed: usize, total: usize, details: String },
+    #[error("alert {dedup_key} cannot be sent: {reason}")]
+    Invalid { dedup_key: String, reason: String },
+}

@@ -1,0 +1,139 @@
+//! Everything the function reads from its environment, read and validated
+//! once at cold start. A bad value stops the function with an error that
+//! names the variable.
+
+use rolewatch::config::{Config, ConfigError};
+use thiserror::Error;
+
+use crate::aws::DEFAULT_STATE_PREFIX;
+
+pub const TOPIC_ARN_VAR: &str = "ROLEWATCH_ALERT_TOPIC_ARN";
+pub const STATE_BUCKET_VAR: &str = "ROLEWATCH_STATE_BUCKET";
+pub const STATE_PREFIX_VAR: &str = "ROLEWATCH_STATE_PREFIX";
+pub const FORCE_PATH_STYLE_VAR: &str = "ROLEWATCH_S3_FORCE_PATH_STYLE";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Detector settings (`ROLEWATCH_<SECTION>_<KEY>`).
+    pub config: Config,
+    pub topic_arn: String,
+    pub state_bucket: String,
+    /// Always empty or ending in `/`.
+    pub state_prefix: String,
+    pub force_path_style: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    #[error("{name} is not set: it must name the {meaning}")]
+    Missing { name: &'static str, meaning: &'static str },
+    #[error("{name}={value:?} is invalid: {reason}")]
+    Invalid { name: &'static str, value: String, reason: &'static str },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl Settings {
+    /// Reads the settings through `lookup` (`|name| std::env::var(name).ok()`
+    /// in production). Empty values count as unset.
+    pub fn from_env_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let config = Config::from_env_lookup(&lookup)?;
+
+        let topic_arn = get(TOPIC_ARN_VAR)
+            .ok_or(SettingsError::Missing { name: TOPIC_ARN_VAR, meaning: "SNS topic that receives alerts" })?;
+        if !(topic_arn.starts_with("arn:") && topic_arn.split(':').nth(2) == Some("sns")) {
+            return Err(SettingsError::Invalid {
+                name: TOPIC_ARN_VAR,
+                value: topic_arn,
+                reason: "expected an SNS topic ARN such as arn:aws:sns:us-east-1:111122223333:rolewatch-alerts",
+            });
+        }
+
+        let state_bucket = get(STATE_BUCKET_VAR)
+            .ok_or(SettingsError::Missing { name: STATE_BUCKET_VAR, meaning: "S3 bucket that holds detector state" })?;
+        if state_bucket.contains('/') || state_bucket.starts_with("arn:") {
+            return Err(SettingsError::Invalid {
+                name: STATE_BUCKET_VAR,
+                value: state_bucket,
+                reason: "expected a bare bucket name, not an ARN or a path",
+            });
+        }
+
+        let mut state_prefix = get(STATE_PREFIX_VAR).unwrap_or_else(|| DEFAULT_STATE_PREFIX.to_owned());
+        if state_prefix.starts_with('/') {
+            return Err(SettingsError::Invalid {
+                name: STATE_PREFIX_VAR,
+                value: state_prefix,
+                reason: "S3 keys do not start with '/'; use e.g. rolewatch/state/",
+            });
+        }
+        if !state_prefix.is_empty() && !state_prefix.ends_with('/') {
+            state_prefix.push('/');
+        }
+
+        let force_path_style = match get(FORCE_PATH_STYLE_VAR).as_deref() {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                return Err(SettingsError::Invalid {
+                    name: FORCE_PATH_STYLE_VAR,
+                    value: v.to_owned(),
+                    reason: "expected true or false",
+                })
+            }
+        };
+
+        Ok(Settings { config, topic_arn, state_bucket, state_prefix, force_path_style })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let env: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Settings::from_env_lookup(|name| env.get(name).cloned())
+    }
+
+    const TOPIC: (&str, &str) = (TOPIC_ARN_VAR, "arn:aws:sns:us-east-1:111122223333:alerts");
+    const BUCKET: (&str, &str) = (STATE_BUCKET_VAR, "state-bucket");
+
+    #[test]
+    fn minimal_environment_gets_defaults() {
+        let s = settings(&[TOPIC, BUCKET]).map_err(|e| e.to_string());
+        let s = s.as_ref().map(|s| (s.state_prefix.as_str(), s.force_path_style, s.config.repeated_failures.threshold));
+        assert_eq!(s, Ok(("rolewatch/state/", false, 5)));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (vars, name) in [
+            (vec![BUCKET], TOPIC_ARN_VAR),
+            (vec![TOPIC], STATE_BUCKET_VAR),
+            (vec![(TOPIC_ARN_VAR, "alerts"), BUCKET], TOPIC_ARN_VAR),
+            (vec![TOPIC, (STATE_BUCKET_VAR, "arn:aws:s3:::b")], STATE_BUCKET_VAR),
+            (vec![TOPIC, BUCKET, (FORCE_PATH_STYLE_VAR, "yes")], FORCE_PATH_STYLE_VAR),
+            (vec![TOPIC, BUCKET, (STATE_PREFIX_VAR, "/state")], STATE_PREFIX_VAR),
+            (
+                vec![TOPIC, BUCKET, ("ROLEWATCH_REPEATED_FAILURES_THRESHOLD", "0")],
+                "ROLEWATCH_REPEATED_FAILURES_THRESHOLD",
+            ),
+        ] {
+            match settings(&vars) {
+                Ok(_) => panic!("{vars:?} should be rejected"),
+                Err(err) => assert!(err.to_string().contains(name), "{err} should name {name}"),
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_gets_a_trailing_slash_and_path_style_parses() {
+        let s = settings(&[TOPIC, BUCKET, (STATE_PREFIX_VAR, "custom/state"), (FORCE_PATH_STYLE_VAR, "TRUE")]);
+        let s = s.map(|s| (s.state_prefix, s.force_path_style)).map_err(|e| e.to_string());
+        assert_eq!(s, Ok(("custom/state/".to_owned(), true)));
+    }
+}
