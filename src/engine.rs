@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use crate::alert::Alert;
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::Config;
-use crate::detect::{long_session, repeated_failures, secs, source_ip, IDLE_KEY_SECONDS};
+use crate::detect::{long_session, repeated_failures, secs, source_ip, RAISED_MEMORY_SECONDS};
 use crate::state::State;
 
 /// Processed inputs are remembered this long behind the newest event.
@@ -141,9 +141,8 @@ impl Engine {
         self.state.repeated_failures.prune(&config.repeated_failures, watermark);
         self.state.unexpected_source_ip.prune(&config.unexpected_source_ip, watermark);
         self.state.long_session.prune(&config.long_session, watermark);
-        let keep = secs(config.alerts.cooldown_seconds) + IDLE_KEY_SECONDS;
         self.state.raised.retain(|_, times| {
-            times.retain(|t| *t >= watermark - keep);
+            times.retain(|t| *t >= watermark - RAISED_MEMORY_SECONDS);
             !times.is_empty()
         });
     }

@@ -208,7 +208,7 @@ pub fn classify_record(json: &[u8]) -> Result<Classified, EventError> {
             // A type error in a field we never read for other events must not
             // cost an unrelated record; decide with a lenient second look.
             return if is_family_record_loosely(json) {
-                Err(EventError::Malformed(err.to_string()))
+                Err(EventError::Malformed(excerpt(&err.to_string(), 200, 100)))
             } else {
                 Ok(Classified::Other)
             };
@@ -235,12 +235,12 @@ fn is_family_record_loosely(json: &[u8]) -> bool {
 
 fn build_event(raw: RawRecord<'_>, json: &[u8]) -> Result<AssumeRoleEvent, EventError> {
     let time_text = raw.event_time.as_deref().ok_or(EventError::MissingTime)?;
-    let event_time = parse_event_time(time_text).ok_or_else(|| EventError::BadTime(time_text.to_owned()))?;
+    let event_time = parse_event_time(time_text).ok_or_else(|| EventError::BadTime(excerpt(time_text, 64, 0)))?;
     let identity = raw.user_identity.as_ref();
     let request = raw.request_parameters.as_ref();
     let duration_seconds = match request.and_then(|r| r.duration_seconds.as_ref()) {
         Some(DurationField::Seconds(s)) => Some(*s),
-        Some(DurationField::Invalid(text)) => return Err(EventError::BadDuration(text.clone())),
+        Some(DurationField::Invalid(text)) => return Err(EventError::BadDuration(excerpt(text, 64, 0))),
         None => None,
     };
     // AccessDenied records carry `requestParameters: null`; the role is still
@@ -283,6 +283,18 @@ fn build_event(raw: RawRecord<'_>, json: &[u8]) -> Result<AssumeRoleEvent, Event
         recipient_account_id: recipient,
         aws_region: raw.aws_region.as_deref().map(str::to_owned),
     })
+}
+
+/// At most `head + tail` characters of `text`, marked where cut: error messages
+/// quote record values, which an attacker can make megabytes long.
+fn excerpt(text: &str, head: usize, tail: usize) -> String {
+    let count = text.chars().count();
+    if count <= head + tail {
+        return text.to_owned();
+    }
+    let start: String = text.chars().take(head).collect();
+    let end: String = text.chars().skip(count - tail).collect();
+    format!("{start}…[{} characters cut]…{end}", count - head - tail)
 }
 
 /// `userIdentity.arn`, else the most specific identifier the identity type has.

@@ -152,6 +152,9 @@ enum Step {
     Invalid(&'static str),
 }
 
+/// Bytes examined at once by the bit-mask path.
+const BLOCK_BYTES: usize = 64;
+
 impl ValueScan {
     /// Scans `bytes[from..]`, the value having started at `bytes[0]`.
     fn advance(&mut self, bytes: &[u8], mut i: usize) -> Step {
@@ -164,22 +167,50 @@ impl ValueScan {
             i += 1;
         }
         while i < len {
+            // Inside a record, most bytes are string content: whole blocks go
+            // through bit masks, the byte loop takes escapes and the tail.
+            // Outside any container, one byte at a time, so that the first
+            // bracket hands over to the block path.
+            let mut stop = if self.depth == 0 { i + 1 } else { len };
+            if self.depth > 0 && i + BLOCK_BYTES <= len {
+                let block: &[u8; BLOCK_BYTES] = bytes[i..i + BLOCK_BYTES].try_into().expect("a block is 64 bytes");
+                match self.advance_block(block) {
+                    BlockStep::Consumed => {
+                        i += BLOCK_BYTES;
+                        continue;
+                    }
+                    BlockStep::Done(k) => return Step::Done(i + k),
+                    BlockStep::HasBackslash => stop = i + BLOCK_BYTES,
+                }
+            }
+            match self.advance_bytes(bytes, i, stop) {
+                Ok(next) => i = next,
+                Err(step) => return step,
+            }
+        }
+        Step::More
+    }
+
+    /// Byte by byte from `i` to `stop`: the next index to scan from, or how the scan ended.
+    fn advance_bytes(&mut self, bytes: &[u8], mut i: usize, stop: usize) -> Result<usize, Step> {
+        let len = bytes.len();
+        while i < stop {
             if self.in_string {
-                match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
-                    None => return Step::More,
+                match memchr::memchr2(b'"', b'\\', &bytes[i..stop]) {
+                    None => return Ok(stop),
                     Some(k) => {
                         let j = i + k;
                         if bytes[j] == b'\\' {
                             if j + 1 >= len {
                                 self.pending_escape = true;
-                                return Step::More;
+                                return Err(Step::More);
                             }
                             i = j + 2;
                         } else {
                             self.in_string = false;
                             i = j + 1;
                             if self.depth == 0 {
-                                return Step::Done(i);
+                                return Err(Step::Done(i));
                             }
                         }
                     }
@@ -192,22 +223,135 @@ impl ValueScan {
                 b'}' | b']' => {
                     if self.depth == 0 {
                         // A scalar ends where its container closes.
-                        return if i == 0 { Step::Invalid("unexpected closing bracket") } else { Step::Done(i) };
+                        return Err(if i == 0 { Step::Invalid("unexpected closing bracket") } else { Step::Done(i) });
                     }
                     self.depth -= 1;
                     if self.depth == 0 {
-                        return Step::Done(i + 1);
+                        return Err(Step::Done(i + 1));
                     }
                 }
                 b',' | b' ' | b'\n' | b'\r' | b'\t' if self.depth == 0 => {
-                    return if i == 0 { Step::Invalid("expected a value") } else { Step::Done(i) };
+                    return Err(if i == 0 { Step::Invalid("expected a value") } else { Step::Done(i) });
                 }
                 _ => {}
             }
             i += 1;
         }
-        Step::More
+        Ok(i)
     }
+
+    /// One block inside a container (depth > 0), without per-byte branches:
+    /// quotes toggle "inside a string" by prefix XOR, and only brackets
+    /// outside strings are visited one by one. Escapes are left to the byte loop.
+    fn advance_block(&mut self, block: &[u8; BLOCK_BYTES]) -> BlockStep {
+        let masks = BlockMasks::of(block);
+        if masks.backslash != 0 {
+            return BlockStep::HasBackslash;
+        }
+        let carried = if self.in_string { u64::MAX } else { 0 };
+        // Bit k set: byte k is inside a string (an opening quote counts as inside).
+        let inside = prefix_xor(masks.quote) ^ carried;
+        let open = masks.open & !inside;
+        let close = masks.close & !inside;
+        if close == 0 {
+            self.depth += open.count_ones();
+        } else {
+            let mut brackets = open | close;
+            while brackets != 0 {
+                let k = brackets.trailing_zeros();
+                if open & (1 << k) != 0 {
+                    self.depth += 1;
+                } else {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        return BlockStep::Done(k as usize + 1);
+                    }
+                }
+                brackets &= brackets - 1;
+            }
+        }
+        self.in_string = inside >> 63 != 0;
+        BlockStep::Consumed
+    }
+}
+
+enum BlockStep {
+    Consumed,
+    /// The value ends at this index of the block (exclusive).
+    Done(usize),
+    HasBackslash,
+}
+
+/// Bit k of each mask is set when byte k of the block is that character.
+#[derive(Debug, PartialEq, Eq)]
+struct BlockMasks {
+    quote: u64,
+    backslash: u64,
+    /// `{` or `[`.
+    open: u64,
+    /// `}` or `]`.
+    close: u64,
+}
+
+impl BlockMasks {
+    #[cfg(target_arch = "x86_64")]
+    fn of(block: &[u8; BLOCK_BYTES]) -> BlockMasks {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        };
+        let mut masks = BlockMasks { quote: 0, backslash: 0, open: 0, close: 0 };
+        for lane in 0..BLOCK_BYTES / 16 {
+            // SAFETY: SSE2 is part of the x86_64 baseline, and the unaligned
+            // 16-byte load stays inside the 64-byte block.
+            unsafe {
+                let mask = |v: __m128i, byte: u8| {
+                    _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8))) as u16 as u64
+                };
+                let v = _mm_loadu_si128(block.as_ptr().add(lane * 16).cast::<__m128i>());
+                // Setting bit 5 folds '[' onto '{' and ']' onto '}'; no other byte lands on either.
+                let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+                let shift = lane * 16;
+                masks.quote |= mask(v, b'"') << shift;
+                masks.backslash |= mask(v, b'\\') << shift;
+                masks.open |= mask(folded, b'{') << shift;
+                masks.close |= mask(folded, b'}') << shift;
+            }
+        }
+        masks
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn of(block: &[u8; BLOCK_BYTES]) -> BlockMasks {
+        BlockMasks::of_bytes(block)
+    }
+
+    /// The portable definition; the SIMD version is tested against it.
+    #[cfg(any(test, not(target_arch = "x86_64")))]
+    fn of_bytes(block: &[u8; BLOCK_BYTES]) -> BlockMasks {
+        let mut masks = BlockMasks { quote: 0, backslash: 0, open: 0, close: 0 };
+        for (k, &byte) in block.iter().enumerate() {
+            let bit = 1u64 << k;
+            match byte {
+                b'"' => masks.quote |= bit,
+                b'\\' => masks.backslash |= bit,
+                b'{' | b'[' => masks.open |= bit,
+                b'}' | b']' => masks.close |= bit,
+                _ => {}
+            }
+        }
+        masks
+    }
+}
+
+/// Bit k of the result is the XOR of bits 0..=k of `x`.
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
 }
 
 struct Scanner<R> {
@@ -572,6 +716,41 @@ mod tests {
         let got = read_input(text.as_bytes(), &limits).unwrap();
         assert_eq!(got.events.len(), 1);
         assert!(matches!(got.bad_records[0].error, RecordProblem::TooLarge { .. }));
+    }
+
+    /// The bit-mask block path must find the same value ends as the byte loop,
+    /// on inputs dense in quotes, escapes and brackets (inside and outside strings).
+    #[test]
+    fn block_scan_matches_byte_scan() {
+        fn outcome(scan: &ValueScan, step: Step) -> (String, u32, bool, bool) {
+            let step = match step {
+                Step::Done(n) => format!("done {n}"),
+                Step::More => "more".to_owned(),
+                Step::Invalid(what) => what.to_owned(),
+            };
+            (step, scan.depth, scan.in_string, scan.pending_escape)
+        }
+        // Mixes that end values early, nest deep, and hold long strings.
+        let alphabets: [&[u8]; 3] = [b"\"\"\\{}[]{}[],: ax", b"\"\\{{[[{[}],:axxxx", b"\"aaaaaaaaaaaaaaaaaaaaaa\\{}"];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for case in 0..30_000 {
+            let alphabet = alphabets[case % alphabets.len()];
+            let len = 64 + case % 300;
+            let mut bytes = vec![b'{'];
+            for _ in 1..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                bytes.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            let block: &[u8; BLOCK_BYTES] = bytes[..BLOCK_BYTES].try_into().unwrap();
+            assert_eq!(BlockMasks::of(block), BlockMasks::of_bytes(block));
+            let mut fast = ValueScan::default();
+            let fast_step = fast.advance(&bytes, 0);
+            let mut slow = ValueScan::default();
+            let slow_step = slow.advance_bytes(&bytes, 0, bytes.len()).map_or_else(|step| step, |_| Step::More);
+            assert_eq!(outcome(&fast, fast_step), outcome(&slow, slow_step), "{}", String::from_utf8_lossy(&bytes));
+        }
     }
 
     /// Readers that hand out one byte at a time exercise every resume path.

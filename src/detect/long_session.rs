@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{secs, short_name, within, IDLE_KEY_SECONDS, LATE_ARRIVAL_SECONDS};
+use super::{secs, short_name, within, LATE_HISTORY_SECONDS};
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::LongSessionConfig;
@@ -71,13 +71,10 @@ impl LongSessionState {
     }
 
     pub fn prune(&mut self, config: &LongSessionConfig, watermark: EpochSeconds) {
-        let keep = secs(config.habitual_seconds) + LATE_ARRIVAL_SECONDS;
+        let horizon = watermark - secs(config.habitual_seconds) - LATE_HISTORY_SECONDS;
         self.by_role.retain(|_, grants| {
-            let Some(newest) = grants.last().map(|g| g.time) else {
-                return false;
-            };
-            grants.retain(|g| g.time >= newest - keep);
-            newest >= watermark - keep - IDLE_KEY_SECONDS
+            grants.retain(|g| g.time >= horizon);
+            !grants.is_empty()
         });
     }
 }
@@ -122,6 +119,19 @@ pub fn alert(config: &LongSessionConfig, event: &AssumeRoleEvent, finding: &Long
 mod tests {
     use super::*;
     use crate::detect::tests::long;
+
+    /// A second pass over the same grants, after their input records are
+    /// forgotten, must not find a grant "new" that was routine the first time.
+    #[test]
+    fn pruning_keeps_the_grants_a_replay_needs() {
+        let c = LongSessionConfig::default();
+        let mut s = LongSessionState::default();
+        assert!(s.observe(&c, &long("r", "g1", 0, 43_200)).is_some());
+        assert_eq!(s.observe(&c, &long("r", "g2", 5 * 3600, 43_200)), None);
+        assert!(s.observe(&c, &long("r", "g3", 23 * DAY, 43_200)).is_some());
+        s.prune(&c, 23 * DAY);
+        assert_eq!(s.observe(&c, &long("r", "g2", 5 * 3600, 43_200)), None);
+    }
 
     const DAY: i64 = 86_400;
 

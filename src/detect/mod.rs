@@ -7,15 +7,16 @@ pub mod source_ip;
 
 use crate::cloudtrail::EpochSeconds;
 
-/// How far behind a key's newest event its history is still kept, so a
-/// late file (CloudTrail delivers within minutes; retries take hours) still
-/// meets the events it belongs with.
-pub const LATE_ARRIVAL_SECONDS: i64 = 86_400;
+/// How far behind the newest event of the whole state history is kept,
+/// beyond each detector's own span. Files arrive late (CloudTrail within
+/// minutes, retries within hours), a replay walks one account's month before
+/// the next, and a second replay of the same files must meet the same
+/// history so it raises nothing new.
+pub const LATE_HISTORY_SECONDS: i64 = 35 * 86_400;
 
-/// How long a key nobody has touched is kept behind the newest event of the
-/// whole state. A replay walks one account's month before the next, so
-/// keys of the second account are "a month late" against the first.
-pub const IDLE_KEY_SECONDS: i64 = 35 * 86_400;
+/// Alert times are few and cheap; they are kept long so a replay of old
+/// files, once their processed-input record is gone, is still recognised.
+pub const RAISED_MEMORY_SECONDS: i64 = 400 * 86_400;
 
 pub(crate) fn secs(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX / 4)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{secs, short_name, IDLE_KEY_SECONDS, LATE_ARRIVAL_SECONDS};
+use super::{secs, short_name, LATE_HISTORY_SECONDS};
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::RepeatedFailuresConfig;
@@ -59,13 +59,10 @@ impl FailureState {
 
     /// Drops failures no window can reach any more.
     pub fn prune(&mut self, config: &RepeatedFailuresConfig, watermark: EpochSeconds) {
-        let keep = secs(config.window_seconds) + LATE_ARRIVAL_SECONDS;
+        let horizon = watermark - secs(config.window_seconds) - LATE_HISTORY_SECONDS;
         self.by_principal.retain(|_, list| {
-            let Some(newest) = list.last().map(|f| f.time) else {
-                return false;
-            };
-            list.retain(|f| f.time >= newest - keep);
-            newest >= watermark - keep - IDLE_KEY_SECONDS
+            list.retain(|f| f.time >= horizon);
+            !list.is_empty()
         });
     }
 }
@@ -103,7 +100,6 @@ fn densest_window(list: &[Failure], at: EpochSeconds, window: i64) -> Option<Bur
 }
 
 pub fn alert(config: &RepeatedFailuresConfig, event: &AssumeRoleEvent, burst: &Burst) -> Alert {
-    let count = burst.event_ids.len();
     let who = short_name(&event.principal);
     let code = event.error_code.as_deref().unwrap_or("an error");
     let target = event.role_arn.as_deref().unwrap_or("a role CloudTrail did not record");
@@ -112,8 +108,8 @@ pub fn alert(config: &RepeatedFailuresConfig, event: &AssumeRoleEvent, burst: &B
         Severity::High,
         &format!("Repeated failed role assumptions by {who}"),
         &format!(
-            "{principal} failed {count} {name} calls within {window} s (threshold {threshold}); the latest was {code} on {target}. \
-             event_count holds every failure of the burst this alert covers. \
+            "{principal} had {name} calls fail at least {threshold} times within {window} s, starting with {code} on {target}; \
+             event_count and event_ids hold every failure of the burst this alert covers. \
              Repeated failures are how role guessing and stolen credentials probing for access look; a misconfigured job looks the same, \
              so check the source IP and user agent.",
             principal = event.principal,
@@ -204,9 +200,9 @@ mod tests {
         let cfg = config(2, 600);
         let mut state = FailureState::default();
         state.observe(&cfg, &failure("alice", "a", 0));
-        state.prune(&cfg, 600 + LATE_ARRIVAL_SECONDS);
+        state.prune(&cfg, 600 + LATE_HISTORY_SECONDS);
         assert_eq!(state.by_principal["alice"].len(), 1);
-        state.prune(&cfg, 10 * IDLE_KEY_SECONDS);
+        state.prune(&cfg, 601 + LATE_HISTORY_SECONDS);
         assert!(state.by_principal.is_empty());
     }
 }

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{secs, short_name, within, IDLE_KEY_SECONDS};
+use super::{secs, short_name, within, LATE_HISTORY_SECONDS};
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{format_rfc3339, AssumeRoleEvent, EpochSeconds, SourceAddress};
 use crate::config::UnexpectedSourceIpConfig;
@@ -118,7 +118,7 @@ impl SourceIpState {
             if b.roaming_until.is_some_and(|u| u < b.last_seen - memory) {
                 b.roaming_until = None;
             }
-            b.last_seen >= watermark - memory - IDLE_KEY_SECONDS
+            b.last_seen >= watermark - memory - LATE_HISTORY_SECONDS
         });
     }
 }
