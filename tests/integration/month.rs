@@ -48,7 +48,8 @@ fn alerts(out: &Output) -> Vec<Value> {
 /// A number from the stderr summary line, e.g. `role assumptions: 8591`.
 fn summary(out: &Output, field: &str) -> u64 {
     let err = stderr(out);
-    let line = err.lines().rev().find(|l| l.contains("role assumptions: ")).unwrap_or_else(|| panic!("no summary in: {err}"));
+    let line =
+        err.lines().rev().find(|l| l.contains("role assumptions: ")).unwrap_or_else(|| panic!("no summary in: {err}"));
     let rest = line.split(&format!("{field}: ")).nth(1).unwrap_or_else(|| panic!("no {field:?} in: {line}"));
     rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
 }
@@ -79,7 +80,12 @@ fn a_normal_month_catches_every_attack_with_about_one_false_alarm_a_week() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // Every record was read, so the noise really was seen.
     assert_eq!(summary(&out, "records"), month.manifest["records"].as_u64().unwrap(), "{}", stderr(&out));
-    assert_eq!(summary(&out, "role assumptions"), month.manifest["role_assumptions"].as_u64().unwrap(), "{}", stderr(&out));
+    assert_eq!(
+        summary(&out, "role assumptions"),
+        month.manifest["role_assumptions"].as_u64().unwrap(),
+        "{}",
+        stderr(&out)
+    );
 
     let alerts = alerts(&out);
     let attacks = month.manifest["attacks"].as_array().expect("attacks in the manifest");
@@ -88,13 +94,16 @@ fn a_normal_month_catches_every_attack_with_about_one_false_alarm_a_week() {
     for attack in attacks {
         let ids = str_set(&attack["event_ids"]);
         let detector = attack["detector"].as_str().unwrap();
-        let caught: Vec<&Value> = alerts
-            .iter()
-            .filter(|a| a["detector"] == detector && !event_ids(a).is_disjoint(&ids))
-            .collect();
+        let caught: Vec<&Value> =
+            alerts.iter().filter(|a| a["detector"] == detector && !event_ids(a).is_disjoint(&ids)).collect();
         // Caught, and paged once: a burst or a single event is one incident.
-        assert_eq!(caught.len(), 1, "{} should raise exactly one {detector} alert; all alerts:\n{}",
-            attack["name"], alerts.iter().map(describe).collect::<Vec<_>>().join("\n"));
+        assert_eq!(
+            caught.len(),
+            1,
+            "{} should raise exactly one {detector} alert; all alerts:\n{}",
+            attack["name"],
+            alerts.iter().map(describe).collect::<Vec<_>>().join("\n")
+        );
         attack_ids.extend(ids);
     }
 

@@ -36,7 +36,8 @@ fn alerts(out: &Output) -> Vec<Value> {
 /// A number from the stderr summary line, e.g. `role assumptions: 49`.
 fn summary(out: &Output, field: &str) -> u64 {
     let err = stderr(out);
-    let line = err.lines().rev().find(|l| l.contains("role assumptions: ")).unwrap_or_else(|| panic!("no summary in: {err}"));
+    let line =
+        err.lines().rev().find(|l| l.contains("role assumptions: ")).unwrap_or_else(|| panic!("no summary in: {err}"));
     let rest = line.split(&format!("{field}: ")).nth(1).unwrap_or_else(|| panic!("no {field:?} in: {line}"));
     rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
 }
@@ -93,7 +94,12 @@ fn every_public_file_replays_and_counts_its_role_assumptions() {
         let out = rolewatch(&["replay", "--format", "json", path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
         assert_eq!(summary(&out, "records"), want["records"].as_u64().unwrap(), "{name}: {}", stderr(&out));
-        assert_eq!(summary(&out, "role assumptions"), want["role_assumptions"].as_u64().unwrap(), "{name}: {}", stderr(&out));
+        assert_eq!(
+            summary(&out, "role assumptions"),
+            want["role_assumptions"].as_u64().unwrap(),
+            "{name}: {}",
+            stderr(&out)
+        );
         for alert in alerts(&out) {
             assert_eq!(alert["schema"], "rolewatch.alert.v1", "{name}: {alert}");
         }
@@ -115,10 +121,8 @@ fn invictus_role_guessing_by_bert_jan_raises_repeated_failures() {
 
     let out = rolewatch(&["replay", "--format", "json", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let bursts: Vec<Value> = alerts(&out)
-        .into_iter()
-        .filter(|a| a["detector"] == "repeated_failures" && a["principal"] == bert)
-        .collect();
+    let bursts: Vec<Value> =
+        alerts(&out).into_iter().filter(|a| a["detector"] == "repeated_failures" && a["principal"] == bert).collect();
     // The 13 denials fall within 15 minutes: one burst, one page.
     assert_eq!(bursts.len(), 1, "{}", stdout(&out));
     let alert = &bursts[0];
@@ -163,7 +167,11 @@ fn fixtures_replay_cleanly_and_never_reveal_external_ids() {
     // As fixtures/README.md says: the external-id guessing burst and the two 12 h requests.
     assert_eq!(detectors, ["long_session", "long_session", "repeated_failures"], "{}", stdout(&out));
     assert!(
-        alerts.iter().any(|a| a["event_ids"].as_array().unwrap().iter().any(|id| with_external_id.contains(id.as_str().unwrap()))),
+        alerts.iter().any(|a| a["event_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|id| with_external_id.contains(id.as_str().unwrap()))),
         "some alert is about an event that carried an externalId, so the leak check below has teeth: {}",
         stdout(&out)
     );
