@@ -5,7 +5,7 @@
 //! records that mention STS are handed to serde. Nothing but the current
 //! record is held in memory, so memory stays flat whatever the file size.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 
 use flate2::bufread::MultiGzDecoder;
 use memchr::memmem;
@@ -13,6 +13,8 @@ use memchr::memmem;
 use super::event::{classify_record, AssumeRoleEvent, Classified, EventError};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// Written before plain JSON by some export tools.
+const UTF8_BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Size limits that keep hostile input from costing unbounded time or memory.
@@ -93,10 +95,21 @@ pub fn read_input<R: Read>(raw: R, limits: &InputLimits) -> Result<InputEvents, 
     }
 }
 
-fn scan_input<R: Read>(raw: R, limits: &InputLimits, out: &mut InputEvents) -> Result<(), ReadError> {
-    let mut buffered = BufReader::with_capacity(READ_CHUNK_BYTES, raw);
-    let head = buffered.fill_buf().map_err(ReadError::Io)?;
-    let gzip = head.starts_with(&GZIP_MAGIC);
+fn scan_input<R: Read>(mut raw: R, limits: &InputLimits, out: &mut InputEvents) -> Result<(), ReadError> {
+    // A reader may return fewer bytes than asked (one, even): read until both
+    // magic bytes are in, or gzip would go unnoticed.
+    let mut magic = [0u8; 2];
+    let mut got = 0;
+    while got < magic.len() {
+        match raw.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadError::Io(e)),
+        }
+    }
+    let gzip = magic[..got] == GZIP_MAGIC;
+    let buffered = BufReader::with_capacity(READ_CHUNK_BYTES, (&magic[..got]).chain(raw));
     let source: Box<dyn Read + '_> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
     let capped =
         CappedReader { inner: source, remaining: limits.max_decompressed_bytes, limit: limits.max_decompressed_bytes };
@@ -433,9 +446,7 @@ impl<R: Read> Scanner<R> {
                 match self.buf[self.pos] {
                     b' ' | b'\n' | b'\r' | b'\t' => self.pos += 1,
                     // A UTF-8 byte order mark, written by some export tools.
-                    0xEF if self.offset() == 0 && self.buf[..self.end].starts_with(&[0xEF, 0xBB, 0xBF]) => {
-                        self.pos += 3
-                    }
+                    0xEF if self.offset() == 0 && self.buf[..self.end].starts_with(&UTF8_BOM) => self.pos += 3,
                     b => return Ok(Some(b)),
                 }
             }
@@ -499,6 +510,8 @@ impl<R: Read> Scanner<R> {
     }
 
     fn walk(&mut self, limits: &InputLimits, out: &mut InputEvents) -> Result<(), ReadError> {
+        // Short reads may hand over a byte order mark piecemeal; have it whole before peeking.
+        while self.end - self.pos < UTF8_BOM.len() && self.refill(self.pos, 0)?.is_some() {}
         match self.peek_token()? {
             None => return Err(ReadError::NotCloudTrail("the input is empty")),
             Some(b'[') => {
