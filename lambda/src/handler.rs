@@ -536,7 +536,7 @@ fn now() -> chrono::DateTime<chrono::Utc> {
 
 /// Exponential backoff with jitter, so racing invocations spread out.
 fn backoff(attempt: u32) -> Duration {
-    let base = 20u64 << attempt.min(6);
+    let base = 20u64 << attempt.min(5);
     let nanos =
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| u64::from(d.subsec_nanos())).unwrap_or(0);
     Duration::from_millis(base / 2 + nanos % base.max(1))
@@ -582,5 +582,255 @@ fn log_summary(summary: &Summary, started: Instant, failed_messages: Option<usiz
             duration_ms,
             "invocation finished"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The flow with in-memory capabilities: the orderings and failure paths
+    //! that are awkward to provoke against a server.
+
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::ports::{ObjectReader, StateVersion};
+
+    const ACCOUNT: &str = "111122223333";
+
+    fn key(name: &str) -> String {
+        format!("AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/10/05/{ACCOUNT}_CloudTrail_us-east-1_{name}.json")
+    }
+
+    fn denied(id: &str, second: u32) -> Value {
+        json!({"eventVersion": "1.08", "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
+            "eventTime": format!("2026-10-05T10:00:{second:02}Z"), "eventID": id, "awsRegion": "us-east-1",
+            "sourceIPAddress": "198.18.9.20", "errorCode": "AccessDenied", "requestParameters": null,
+            "recipientAccountId": ACCOUNT,
+            "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/guesser"), "accountId": ACCOUNT}})
+    }
+
+    fn burst_log(prefix: &str) -> Vec<u8> {
+        let records: Vec<Value> = (0..5).map(|i| denied(&format!("{prefix}{i}"), i * 5)).collect();
+        json!({ "Records": records }).to_string().into_bytes()
+    }
+
+    fn event(keys: &[&str]) -> Value {
+        let records: Vec<Value> = keys
+            .iter()
+            .map(|k| {
+                json!({"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "trail"}, "object": {"key": k}}})
+            })
+            .collect();
+        json!({ "Records": records })
+    }
+
+    /// Objects in memory; `broken` ones fail part-way like a dropped connection.
+    #[derive(Default)]
+    struct Objects {
+        objects: HashMap<String, Vec<u8>>,
+        broken: HashSet<String>,
+    }
+
+    /// A reader that returns some bytes and then an I/O error.
+    struct Dropped(Vec<u8>, bool);
+
+    impl tokio::io::AsyncRead for Dropped {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.1 {
+                return std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "connection reset by peer",
+                )));
+            }
+            let n = self.0.len().min(buf.remaining());
+            buf.put_slice(&self.0[..n]);
+            self.1 = true;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    impl ObjectSource for Objects {
+        async fn open(&self, object: &ObjectRef) -> Result<ObjectReader, SourceError> {
+            let bytes = self.objects.get(&object.key).cloned().ok_or(SourceError::NotFound)?;
+            if self.broken.contains(&object.key) {
+                let half = bytes[..bytes.len() / 2].to_vec();
+                return Ok(Box::pin(Dropped(half, false)));
+            }
+            Ok(Box::pin(std::io::Cursor::new(bytes)))
+        }
+    }
+
+    /// State in memory with versions; `conflicts` makes that many saves lose.
+    #[derive(Default)]
+    struct Memory {
+        stored: Mutex<Option<(Vec<u8>, u64)>>,
+        conflicts: Mutex<u32>,
+        saves: Mutex<u32>,
+    }
+
+    impl StateRepo for Memory {
+        async fn load(&self, _: &str) -> Result<LoadedState, StateError> {
+            let stored = self.stored.lock().map_err(|_| poisoned())?.clone();
+            match stored {
+                None => Ok(LoadedState::Missing),
+                Some((bytes, v)) => LoadedState::from_bytes(bytes, StateVersion(v.to_string()), "memory://state"),
+            }
+        }
+
+        async fn save(
+            &self,
+            _: &str,
+            state: &State,
+            expected: Option<&StateVersion>,
+        ) -> Result<SaveOutcome, StateError> {
+            let mut conflicts = self.conflicts.lock().map_err(|_| poisoned())?;
+            if *conflicts > 0 {
+                *conflicts -= 1;
+                return Ok(SaveOutcome::Conflict);
+            }
+            let mut stored = self.stored.lock().map_err(|_| poisoned())?;
+            let current = stored.as_ref().map(|(_, v)| v.to_string());
+            if current.as_deref() != expected.map(|v| v.0.as_str()) {
+                return Ok(SaveOutcome::Conflict);
+            }
+            let next = stored.as_ref().map_or(1, |(_, v)| v + 1);
+            *stored = Some((state.to_json_vec(), next));
+            *self.saves.lock().map_err(|_| poisoned())? += 1;
+            Ok(SaveOutcome::Saved(StateVersion(next.to_string())))
+        }
+
+        async fn quarantine(&self, account: &str, _: &[u8]) -> Result<String, StateError> {
+            Ok(format!("memory://quarantine/{account}"))
+        }
+
+        fn location(&self, account: &str) -> String {
+            format!("memory://{account}")
+        }
+    }
+
+    fn poisoned() -> StateError {
+        StateError { operation: "lock", location: "memory".into(), reason: "poisoned".into() }
+    }
+
+    #[derive(Default)]
+    struct Sink {
+        published: Mutex<Vec<Alert>>,
+        down: bool,
+    }
+
+    impl AlertSink for Sink {
+        async fn publish(&self, alerts: &[Alert]) -> Result<(), SinkError> {
+            if self.down {
+                return Err(SinkError::Request("dispatch failure: connection refused".into()));
+            }
+            self.published.lock().map_err(|_| SinkError::Request("poisoned".into()))?.extend_from_slice(alerts);
+            Ok(())
+        }
+    }
+
+    fn handler(objects: Objects, repo: Memory, sink: Sink) -> Handler<Objects, Memory, Sink> {
+        Handler::new(objects, repo, sink, Config::default())
+    }
+
+    fn published(h: &Handler<Objects, Memory, Sink>) -> Vec<String> {
+        h.sink.published.lock().map(|p| p.iter().map(|a| a.detector.clone()).collect()).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn publishing_failure_fails_the_invocation_and_saves_nothing() {
+        let k = key("20261005T1005Z_a");
+        let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
+        let h = handler(objects, Memory::default(), Sink { down: true, ..Sink::default() });
+        let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(&format!("s3://trail/{k}")) && err.contains("alerts not published"), "{err}");
+        assert!(h.repo.stored.lock().map(|s| s.is_none()).unwrap_or(false), "state must not be saved");
+    }
+
+    #[tokio::test]
+    async fn after_conflicts_alerts_already_published_are_not_published_again() {
+        let k = key("20261005T1005Z_a");
+        let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
+        let repo = Memory { conflicts: Mutex::new(3), ..Memory::default() };
+        let h = handler(objects, repo, Sink::default());
+        let summary = h.handle(event(&[&k])).await.map_err(|e| e.to_string());
+        assert_eq!(summary.as_ref().map(|s| s["alerts"].clone()), Ok(json!(1)), "{summary:?}");
+        assert_eq!(published(&h), ["repeated_failures"], "one alert, despite four applications");
+    }
+
+    #[tokio::test]
+    async fn endless_conflicts_give_up_with_an_error_naming_the_account() {
+        let k = key("20261005T1005Z_a");
+        let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
+        let repo = Memory { conflicts: Mutex::new(u32::MAX), ..Memory::default() };
+        let h = handler(objects, repo, Sink::default());
+        let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(ACCOUNT) && err.contains("conditional writes lost"), "{err}");
+        assert_eq!(published(&h), ["repeated_failures"], "published once, not once per attempt");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_connection_is_retried_not_reported_as_unreadable() {
+        let (good, broken) = (key("20261005T1005Z_a"), key("20261005T1010Z_b"));
+        let objects = Objects {
+            objects: HashMap::from([(good.clone(), burst_log("e")), (broken.clone(), burst_log("f"))]),
+            broken: HashSet::from([broken.clone()]),
+        };
+        let h = handler(objects, Memory::default(), Sink::default());
+        let err = h.handle(event(&[&good, &broken])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(&format!("s3://trail/{broken}: cannot be fetched")), "{err}");
+        assert!(err.contains("connection reset"), "{err}");
+        assert_eq!(published(&h), ["repeated_failures"], "no unreadable_input alert for a network fault");
+        let stored = h.repo.stored.lock().ok().and_then(|s| s.clone()).map(|(b, _)| b).unwrap_or_default();
+        let state = State::from_json_slice(&stored).map_err(|e| e.to_string());
+        let inputs: Vec<String> = state.map(|s| s.inputs.into_keys().collect()).unwrap_or_default();
+        assert_eq!(inputs, [format!("s3://trail/{good}")], "the broken object stays unprocessed for the retry");
+    }
+
+    #[tokio::test]
+    async fn a_vanished_object_is_reported_unreadable() {
+        let gone = key("20261005T1005Z_gone");
+        let h = handler(Objects::default(), Memory::default(), Sink::default());
+        let err = h.handle(event(&[&gone])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(&format!("s3://trail/{gone}: cannot be read")), "{err}");
+        assert_eq!(published(&h), ["unreadable_input"]);
+    }
+
+    #[tokio::test]
+    async fn a_state_of_another_format_is_an_error_not_a_reset() {
+        let k = key("20261005T1005Z_a");
+        let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
+        let repo = Memory::default();
+        if let Ok(mut stored) = repo.stored.lock() {
+            *stored = Some((br#"{"format": 99}"#.to_vec(), 1));
+        }
+        let h = handler(objects, repo, Sink::default());
+        let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("format 99"), "{err}");
+        assert!(published(&h).is_empty(), "nothing raised, nothing reset");
+        let kept = h.repo.stored.lock().ok().and_then(|s| s.clone()).map(|(b, _)| b).unwrap_or_default();
+        assert_eq!(kept, br#"{"format": 99}"#.to_vec(), "the other version's state is left alone");
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_state_is_replaced_and_reported() {
+        let k = key("20261005T1005Z_a");
+        let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
+        let repo = Memory::default();
+        if let Ok(mut stored) = repo.stored.lock() {
+            *stored = Some((b"{\"format\": 1, \"inputs\": [".to_vec(), 1));
+        }
+        let h = handler(objects, repo, Sink::default());
+        let summary = h.handle(event(&[&k])).await.map_err(|e| e.to_string());
+        assert!(summary.is_ok(), "{summary:?}");
+        let mut detectors = published(&h);
+        detectors.sort();
+        assert_eq!(detectors, ["repeated_failures", "state_reset"]);
     }
 }

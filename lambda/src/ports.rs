@@ -54,6 +54,22 @@ pub enum LoadedState {
     },
 }
 
+impl LoadedState {
+    /// Reads stored state bytes. Unparseable bytes are [`LoadedState::Corrupt`]
+    /// (copied aside and replaced); a state of another format version is an
+    /// error instead: it was written by another rolewatch version (a
+    /// rollback?) and resetting it would throw away good baselines.
+    pub fn from_bytes(raw: Vec<u8>, version: StateVersion, location: &str) -> Result<LoadedState, StateError> {
+        match State::from_json_slice(&raw) {
+            Ok(state) => Ok(LoadedState::Found { state, version }),
+            Err(err @ rolewatch::state::StateError::Format { .. }) => {
+                Err(StateError { operation: "load", location: location.to_owned(), reason: err.to_string() })
+            }
+            Err(err) => Ok(LoadedState::Corrupt { version, raw, reason: err.to_string() }),
+        }
+    }
+}
+
 /// The result of a conditional save.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SaveOutcome {

@@ -53,10 +53,7 @@ impl StateRepo for S3StateRepo {
         };
         let version = StateVersion(output.e_tag().unwrap_or_default().to_owned());
         let raw = output.body.collect().await.map_err(|err| self.error("load", &key, super::describe(&err)))?.to_vec();
-        Ok(match State::from_json_slice(&raw) {
-            Ok(state) => LoadedState::Found { state, version },
-            Err(err) => LoadedState::Corrupt { version, raw, reason: err.to_string() },
-        })
+        LoadedState::from_bytes(raw, version, &self.location(account))
     }
 
     async fn save(
@@ -80,6 +77,8 @@ impl StateRepo for S3StateRepo {
         match request.send().await {
             Ok(output) => Ok(SaveOutcome::Saved(StateVersion(output.e_tag().unwrap_or_default().to_owned()))),
             Err(err) if is_conflict(&err) => Ok(SaveOutcome::Conflict),
+            // `If-Match` on an object deleted since it was read: load again.
+            Err(err) if expected.is_some() && is_missing(&err) => Ok(SaveOutcome::Conflict),
             Err(err) => Err(self.error("save", &key, super::describe(&err))),
         }
     }
@@ -110,4 +109,8 @@ fn is_conflict(err: &SdkError<PutObjectError, HttpResponse>) -> bool {
     let code = err.code();
     let status = err.raw_response().map(|response| response.status().as_u16());
     matches!(code, Some("PreconditionFailed" | "ConditionalRequestConflict")) || matches!(status, Some(409 | 412))
+}
+
+fn is_missing(err: &SdkError<PutObjectError, HttpResponse>) -> bool {
+    err.code() == Some("NoSuchKey") || err.raw_response().map(|r| r.status().as_u16()) == Some(404)
 }

@@ -123,3 +123,84 @@ fn entry(alert: &Alert, index: usize) -> Result<(PublishBatchRequestEntry, usize
     }
     Ok((entry, bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rolewatch::alert::Severity;
+    use serde_json::Value;
+
+    fn alert(i: usize, account: &str) -> Alert {
+        Alert::new(
+            "repeated_failures",
+            Severity::High,
+            &format!("Burst of failed role assumptions #{i}"),
+            "Seven AccessDenied in two minutes.",
+            format!("repeated_failures:{i:016x}"),
+            account,
+            "arn:aws:iam::111122223333:user/legacy-build",
+            None,
+            Some("198.18.9.20"),
+            "AssumeRole",
+            1_790_935_269,
+            1_790_935_406,
+        )
+    }
+
+    #[test]
+    fn batches_hold_at_most_ten_entries_with_unique_ids() {
+        let alerts: Vec<Alert> = (0..23).map(|i| alert(i, "111122223333")).collect();
+        let batches = sns_entries(&alerts).map_err(|e| e.to_string());
+        let sizes: Vec<usize> = batches.iter().flatten().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+        for batch in batches.iter().flatten() {
+            let mut ids: Vec<&str> = batch.iter().map(|e| e.id()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), batch.len());
+        }
+    }
+
+    #[test]
+    fn each_entry_carries_json_for_machines_text_for_people_and_filterable_attributes() {
+        let a = alert(7, "111122223333");
+        let batches = sns_entries(std::slice::from_ref(&a)).map_err(|e| e.to_string());
+        let Some(entry) = batches.as_ref().ok().and_then(|b| b.first()).and_then(|b| b.first()) else {
+            panic!("one entry expected: {batches:?}");
+        };
+        assert_eq!(entry.message_structure(), Some("json"));
+        assert_eq!(entry.subject(), Some(a.sns_subject().as_str()));
+        let message: Value = serde_json::from_str(entry.message()).unwrap_or_default();
+        assert_eq!(message["default"].as_str(), Some(a.to_json().as_str()));
+        assert_eq!(message["email"].as_str(), Some(a.to_text().as_str()));
+        let attrs = entry.message_attributes().cloned().unwrap_or_default();
+        let attr =
+            |name: &str| attrs.get(name).map(|v| (v.data_type().to_owned(), v.string_value().map(str::to_owned)));
+        assert_eq!(attr("severity"), Some(("String".to_owned(), Some("high".to_owned()))));
+        assert_eq!(attr("detector"), Some(("String".to_owned(), Some("repeated_failures".to_owned()))));
+        assert_eq!(attr("account_id"), Some(("String".to_owned(), Some("111122223333".to_owned()))));
+    }
+
+    #[test]
+    fn an_empty_account_id_is_left_out_rather_than_rejected_by_sns() {
+        let batches = sns_entries(&[alert(1, "")]).map_err(|e| e.to_string());
+        let entry = batches.as_ref().ok().and_then(|b| b.first()).and_then(|b| b.first()).cloned();
+        let attrs = entry.and_then(|e| e.message_attributes().cloned()).unwrap_or_default();
+        assert!(!attrs.contains_key("account_id"));
+        assert!(attrs.contains_key("severity"));
+    }
+
+    #[test]
+    fn large_alerts_split_batches_by_size() {
+        let big: Vec<Alert> = (0..6)
+            .map(|i| {
+                let mut a = alert(i, "111122223333");
+                a.details.insert("note".to_owned(), Value::String("x".repeat(60 * 1024)));
+                a
+            })
+            .collect();
+        let batches = sns_entries(&big).map_err(|e| e.to_string());
+        let sizes: Vec<usize> = batches.iter().flatten().map(Vec::len).collect();
+        assert!(sizes.len() > 1 && sizes.iter().sum::<usize>() == 6, "{sizes:?}");
+    }
+}

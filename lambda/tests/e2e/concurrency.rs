@@ -1,0 +1,145 @@
+//! Several invocations for the same account at once: the conditional writes
+//! make them take turns, so no state update is lost and a burst split across
+//! them raises exactly one alert.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rolewatch::config::Config;
+use rolewatch::state::State;
+use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
+use rolewatch_lambda::ports::{LoadedState, SaveOutcome, StateError, StateRepo, StateVersion};
+use rolewatch_lambda::Handler;
+
+use crate::harness::{
+    cloudtrail_gz, denied_assume_role, granted_assume_role, log_key, other_call, s3_event, Fixture, ACCOUNT,
+    STATE_BUCKET, TRAIL_BUCKET,
+};
+
+/// The real S3 state store, slowed between load and save so concurrent
+/// invocations really do overlap, and counting the conflicts they meet.
+///
+/// moto checks `If-Match` and then writes without a lock (its server is
+/// threaded), so two PUTs racing on the same ETag can both succeed there,
+/// which S3 never allows. Conditional PUTs are therefore sent one at a time
+/// (`in_flight`), which gives moto S3's atomic compare-and-swap; loads still
+/// overlap freely, so invocations still work from stale state and conflict.
+struct Overlapping {
+    inner: S3StateRepo,
+    conflicts: Arc<AtomicUsize>,
+    in_flight: tokio::sync::Mutex<()>,
+}
+
+impl StateRepo for Overlapping {
+    async fn load(&self, account: &str) -> Result<LoadedState, StateError> {
+        let loaded = self.inner.load(account).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        loaded
+    }
+
+    async fn save(
+        &self,
+        account: &str,
+        state: &State,
+        expected: Option<&StateVersion>,
+    ) -> Result<SaveOutcome, StateError> {
+        let _one_at_a_time = self.in_flight.lock().await;
+        let saved = self.inner.save(account, state, expected).await;
+        if matches!(saved, Ok(SaveOutcome::Conflict)) {
+            self.conflicts.fetch_add(1, Ordering::SeqCst);
+        }
+        saved
+    }
+
+    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
+        self.inner.quarantine(account, raw).await
+    }
+
+    fn location(&self, account: &str) -> String {
+        self.inner.location(account)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_invocations_lose_no_update_and_raise_a_split_burst_once() {
+    let fx = Fixture::new().await;
+    let prefix = "rolewatch/state/";
+    let settings = fx.settings(prefix);
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&fx.sdk).force_path_style(true).build());
+    let conflicts = Arc::new(AtomicUsize::new(0));
+    let handler = Arc::new(Handler::new(
+        S3Source::new(s3.clone()),
+        Overlapping {
+            inner: S3StateRepo::new(s3, STATE_BUCKET, prefix),
+            conflicts: Arc::clone(&conflicts),
+            in_flight: tokio::sync::Mutex::new(()),
+        },
+        SnsSink::new(aws_sdk_sns::Client::new(&fx.sdk), &fx.topic_arn),
+        settings.config.clone(),
+    ));
+    let threshold = Config::default().repeated_failures.threshold as usize;
+
+    // A burst of exactly `threshold` AccessDenied calls within two minutes,
+    // one per object, plus objects of other traffic for the same account.
+    let mut keys = Vec::new();
+    let mut burst_ids = BTreeSet::new();
+    for i in 0..threshold {
+        let id = format!("burst-{i}");
+        let time = format!("2026-10-05T10:{:02}:{:02}Z", 1 + i / 3, (i % 3) * 20);
+        let key = log_key("05", &format!("20261005T10{:02}Z_burst{i:011}", 5 + i));
+        fx.put(
+            TRAIL_BUCKET,
+            &key,
+            cloudtrail_gz(&[other_call(&format!("o-{i}"), &time), denied_assume_role(&id, &time, "legacy-build")]),
+        )
+        .await;
+        burst_ids.insert(id);
+        keys.push(key);
+    }
+    for i in 0..3 {
+        let key = log_key("05", &format!("20261005T11{:02}Z_other{i:011}", i * 5));
+        let time = format!("2026-10-05T11:{:02}:00Z", i * 5);
+        let records = [other_call(&format!("x-{i}"), &time), granted_assume_role(&format!("g-{i}"), &time, "deployer")];
+        fx.put(TRAIL_BUCKET, &key, cloudtrail_gz(&records)).await;
+        keys.push(key);
+    }
+
+    // Every object in its own invocation, all at once.
+    let tasks: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let handler = Arc::clone(&handler);
+            let event = s3_event(&[key]);
+            tokio::spawn(async move { handler.handle(event).await })
+        })
+        .collect();
+    for (task, key) in tasks.into_iter().zip(&keys) {
+        let result = task.await.expect("invocation task");
+        assert!(result.is_ok(), "{key}: {:?}", result.err());
+    }
+    assert!(conflicts.load(Ordering::SeqCst) > 0, "the invocations never raced; the test proves nothing");
+
+    let delivered = fx.drain().await;
+    assert_eq!(delivered.len(), 1, "exactly one alert for the burst: {delivered:?}");
+    let alert = &delivered[0].alert;
+    assert_eq!(alert["detector"], "repeated_failures");
+    assert_eq!(alert["principal"], format!("arn:aws:iam::{ACCOUNT}:user/legacy-build"));
+    assert_eq!(alert["event_count"], threshold);
+    let ids: BTreeSet<String> =
+        alert["event_ids"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+    assert_eq!(ids, burst_ids, "the alert carries every event of the burst");
+
+    // No update lost: every invocation's object is recorded.
+    let state = fx.state(prefix).await.expect("state saved");
+    let recorded: BTreeSet<String> = state.inputs.keys().cloned().collect();
+    let want: BTreeSet<String> = keys.iter().map(|k| format!("s3://{TRAIL_BUCKET}/{k}")).collect();
+    assert_eq!(recorded, want);
+
+    // And all of them re-delivered together raise nothing.
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let again = handler.handle(s3_event(&refs)).await.expect("re-delivery");
+    assert_eq!(again["already_processed"], keys.len(), "{again}");
+    assert!(fx.drain().await.is_empty());
+}

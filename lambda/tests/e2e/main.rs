@@ -1,0 +1,12 @@
+//! End to end: the Lambda handler against a real `moto_server` (S3, SNS,
+//! SQS), and the real runtime loop under `cargo lambda watch`.
+//!
+//! Needs `moto_server` and `cargo-lambda` on PATH (`make test` puts
+//! `.venv/bin` first). Every test starts its own server on a free port.
+
+mod concurrency;
+mod faults;
+mod harness;
+mod oracle;
+mod runtime;
+mod samples;
