@@ -37,6 +37,27 @@ pub fn sample_event(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `ROLEWATCH_TEST_TOOLS` (set by `make test` to `.venv/bin`) holds the
+/// pinned tools; without it they are looked up on PATH.
+pub fn tools_dir() -> Option<PathBuf> {
+    std::env::var_os("ROLEWATCH_TEST_TOOLS").map(PathBuf::from).filter(|dir| dir.is_dir())
+}
+
+/// A tool by name: from `ROLEWATCH_TEST_TOOLS` when it is there, else PATH.
+pub fn tool(name: &str) -> PathBuf {
+    tools_dir().map(|dir| dir.join(name)).filter(|path| path.is_file()).unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// PATH with `ROLEWATCH_TEST_TOOLS` first, for tools started through others
+/// (`cargo lambda` finds `cargo-lambda` and zig on PATH).
+pub fn tools_path() -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let Some(dir) = tools_dir() else { return path };
+    let mut dirs = vec![dir];
+    dirs.extend(std::env::split_paths(&path));
+    std::env::join_paths(dirs).unwrap_or(path)
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
@@ -53,7 +74,7 @@ impl Moto {
     pub fn start() -> Moto {
         let port = free_port();
         let log = tempfile::NamedTempFile::new().expect("temp file for moto's log");
-        let child = Command::new("moto_server")
+        let child = Command::new(tool("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -61,8 +82,8 @@ impl Moto {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot start moto_server ({e}): it must be on PATH. `make test` puts .venv/bin first; \
-                     or `pip install 'moto[server]==5.2.1'`"
+                    "cannot start moto_server ({e}): it must be in ROLEWATCH_TEST_TOOLS or on PATH. \
+                     `make test` installs it into .venv; or `pip install 'moto[server]==5.2.1'`"
                 )
             });
         let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };

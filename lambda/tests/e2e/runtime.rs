@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{free_port, workspace, Fixture, REGION};
+use crate::harness::{free_port, tools_path, workspace, Fixture, REGION};
 use crate::oracle::{assert_delivered, expected_alerts};
 use crate::samples::BURST;
 
@@ -68,7 +68,11 @@ impl Drop for Watch {
 }
 
 fn require_cargo_lambda() {
-    let found = Command::new("cargo").args(["lambda", "--version"]).output().map(|o| o.status.success());
+    let found = Command::new("cargo")
+        .args(["lambda", "--version"])
+        .env("PATH", tools_path())
+        .output()
+        .map(|o| o.status.success());
     assert!(
         matches!(found, Ok(true)),
         "cargo-lambda is not installed: `make test` installs it into .venv (pip install cargo-lambda==1.9.2)"
@@ -130,6 +134,7 @@ async fn cargo_lambda_watch_and_invoke_deliver_an_alert_through_the_runtime_loop
         .args(["--package", "rolewatch-lambda", "--bin", "rolewatch-lambda", "--env-file"])
         .arg(env_file.path())
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("PATH", tools_path())
         .env_remove("AWS_PROFILE")
         .stdin(Stdio::null())
         .stdout(log.reopen().expect("log"))
@@ -148,6 +153,7 @@ async fn cargo_lambda_watch_and_invoke_deliver_an_alert_through_the_runtime_loop
     let mut invoke = Command::new("cargo");
     invoke
         .current_dir(&root)
+        .env("PATH", tools_path())
         .args(["lambda", "invoke", "rolewatch-lambda", "--invoke-address", "127.0.0.1", "--invoke-port"])
         .arg(port.to_string())
         .args(["--output-format", "json", "--data-file"])
