@@ -10,3 +10,4 @@ mod harness;
 mod oracle;
 mod runtime;
 mod samples;
+mod streaming;

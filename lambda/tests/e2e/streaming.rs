@@ -1,0 +1,71 @@
+//! A large object is streamed: memory stays flat while hundreds of
+//! megabytes are decompressed and walked.
+
+use std::io::Write;
+
+use crate::harness::{denied_assume_role, log_key, other_call, s3_event, Fixture, TRAIL_BUCKET};
+
+/// Decompressed size of the generated object.
+const DECOMPRESSED_BYTES: usize = 200 << 20;
+/// Allowed growth of the process's peak resident memory while it is read.
+const MAX_GROWTH_BYTES: u64 = 64 << 20;
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status (Linux)");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+/// A gzip CloudTrail log of about `DECOMPRESSED_BYTES`, ending in a burst of
+/// failed role assumptions (so the alert proves it was read to the end).
+fn large_log() -> (Vec<u8>, u64) {
+    let filler = other_call("filler", "2026-10-05T09:00:00Z").to_string();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut records = 0u64;
+    let mut written = 0;
+    gz.write_all(b"{\"Records\":[").expect("gzip");
+    while written < DECOMPRESSED_BYTES {
+        gz.write_all(filler.as_bytes()).expect("gzip");
+        gz.write_all(b",").expect("gzip");
+        written += filler.len() + 1;
+        records += 1;
+    }
+    for i in 0..5 {
+        let record = denied_assume_role(&format!("tail-{i}"), &format!("2026-10-05T10:00:{:02}Z", i * 10), "guesser");
+        if i > 0 {
+            gz.write_all(b",").expect("gzip");
+        }
+        gz.write_all(record.to_string().as_bytes()).expect("gzip");
+        records += 1;
+    }
+    gz.write_all(b"]}").expect("gzip");
+    (gz.finish().expect("gzip"), records)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_object_is_streamed_in_flat_memory() {
+    let fx = Fixture::new().await;
+    let key = log_key("05", "20261005T1005Z_LargeObject00001");
+    let (object, records) = large_log();
+    fx.put(TRAIL_BUCKET, &key, object).await;
+    let handler = fx.handler("rolewatch/state/");
+
+    // Reset the peak-RSS mark, then read the object.
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM (Linux)");
+    let before = status_kib("VmRSS:") * 1024;
+    let response = handler.handle(s3_event(&[&key])).await.expect("large object processed");
+    let peak = status_kib("VmHWM:") * 1024;
+
+    assert_eq!(response["records"], records, "{response}");
+    assert_eq!(response["alerts"], 1, "the burst at the very end was seen: {response}");
+    let growth = peak.saturating_sub(before);
+    assert!(
+        growth < MAX_GROWTH_BYTES,
+        "peak memory grew by {} MiB reading a {} MiB log",
+        growth >> 20,
+        DECOMPRESSED_BYTES >> 20
+    );
+    assert_eq!(fx.drain().await.len(), 1);
+}
