@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(settings) => settings,
         Err(err) => {
             tracing::error!(error = %err, "invalid configuration; the function cannot start");
-            return Err(err.into());
+            return Err(err.to_string().into());
         }
     };
     let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
