@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# rolewatch performance benchmark (`make bench`): builds its own workload
+# into bench-work/ (gitignored), runs each comparison side by side and prints
+# the figures with PASS/FAIL per target from issue 4.
+#
+# Ratios, not absolute times, are the targets: the machine is shared and noisy,
+# so each pair runs interleaved RUNS times and the medians are compared.
+#
+# Environment: RUNS (default 5), BENCH_WORK (default bench-work).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$PWD
+runs=${RUNS:-5}
+work=${BENCH_WORK:-bench-work}
+mkdir -p "$work"
+
+# The team's generator when the shared tree is there, else the committed copy.
+generator=../shared/tools/gen_cloudtrail.py
+[[ -f $generator ]] || generator=scripts/gen_cloudtrail.py
+
+if [[ ! -x /usr/bin/time ]]; then
+    echo "bench: installing GNU time for peak RSS" >&2
+    apt-get install -y -qq time >/dev/null || { echo "bench: need GNU time (/usr/bin/time)" >&2; exit 2; }
+fi
+
+generate() { # generate TARGET ARGS...: once; a finished target is reused
+    local target=$1
+    shift
+    if [[ ! -e $work/$target.done ]]; then
+        echo "bench: generating $target ($*)" >&2
+        rm -rf "${work:?}/$target"
+        python3 "$generator" "$@" "$work/$target" >&2
+        touch "$work/$target.done"
+    fi
+}
+generate big.json.gz --records 150000 --seed 7
+generate huge.json.gz --records 750000 --seed 7
+generate many --files 500 --records 2000 --seed 7
+
+echo "bench: cargo build --release" >&2
+cargo build --release --quiet
+rolewatch=$root/target/release/rolewatch
+
+# Decompressed bytes of gzip files: ISIZE from each file's last member (the
+# generator writes one member per file, each far below 4 GiB).
+json_bytes() {
+    python3 - "$@" <<'EOF'
+import os, struct, sys
+total = 0
+for arg in sys.argv[1:]:
+    paths = [os.path.join(d, f) for d, _, fs in os.walk(arg) for f in fs] if os.path.isdir(arg) else [arg]
+    for p in paths:
+        if p.endswith(".json.gz"):
+            with open(p, "rb") as f:
+                f.seek(-4, 2)
+                total += struct.unpack("<I", f.read(4))[0]
+print(total)
+EOF
+}
+
+# timed NAME CMD...: one run under GNU time; appends "wall_s peak_kb user_s sys_s" to $work/NAME.runs.
+timed() {
+    local name=$1
+    shift
+    /usr/bin/time -f "%e %M %U %S" -o "$work/$name.last" "$@" >/dev/null 2>"$work/$name.stderr"
+    cat "$work/$name.last" >>"$work/$name.runs"
+}
+median_col() { # median_col NAME COLUMN (column 0: CPU seconds, user + sys)
+    awk -v c="$2" '{print (c == 0 ? $3 + $4 : $c)}' "$work/$1.runs" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+}
+
+rm -f "$work"/*.runs
+echo "bench: $runs interleaved runs of each pair" >&2
+for ((i = 1; i <= runs; i++)); do
+    timed gzip_big gzip -dc "$work/big.json.gz"
+    timed replay_big "$rolewatch" replay --format json "$work/big.json.gz"
+    timed replay_huge "$rolewatch" replay --format json "$work/huge.json.gz"
+    timed replay_many "$rolewatch" replay --format json "$work/many"
+done
+
+echo "bench: state load/save with 100000 principals" >&2
+typical_file=$(find "$work/many" -name '*.json.gz' | sort | head -n 1)
+cargo bench --quiet --bench state -- 100000 "$typical_file" >"$work/state.out"
+state() { sed -n "s/^$1=//p" "$work/state.out"; }
+
+big_bytes=$(json_bytes "$work/big.json.gz")
+huge_bytes=$(json_bytes "$work/huge.json.gz")
+many_bytes=$(json_bytes "$work/many")
+
+python3 - "$big_bytes" "$huge_bytes" "$many_bytes" \
+    "$(median_col gzip_big 1)" "$(median_col replay_big 1)" "$(median_col replay_huge 1)" "$(median_col replay_many 1)" \
+    "$(median_col replay_big 2)" "$(median_col replay_huge 2)" "$(median_col replay_many 2)" \
+    "$(median_col gzip_big 0)" "$(median_col replay_big 0)" "$(median_col replay_huge 0)" "$(median_col replay_many 0)" \
+    "$(state principals)" "$(state state_bytes)" "$(state save_ms)" "$(state load_ms)" "$(state file_process_ms)" \
+    "$runs" <<'EOF'
+import sys
+(big_b, huge_b, many_b, gz_s, big_s, huge_s, many_s, big_kb, huge_kb, many_kb,
+ gz_cpu, big_cpu, huge_cpu, many_cpu, principals, state_b, save_ms, load_ms, file_ms, runs) = sys.argv[1:]
+big_b, huge_b, many_b = int(big_b), int(huge_b), int(many_b)
+gz_s, big_s, huge_s, many_s, gz_cpu, big_cpu, huge_cpu, many_cpu = (
+    max(float(x), 0.01) for x in (gz_s, big_s, huge_s, many_s, gz_cpu, big_cpu, huge_cpu, many_cpu))
+big_mb, huge_mb, many_mb = (int(x) / 1024 for x in (big_kb, huge_kb, many_kb))
+save_ms, load_ms, file_ms = float(save_ms), float(load_ms), float(file_ms)
+mbps = lambda b, s: b / 1e6 / s
+
+import os
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
+mem_gb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")) / 2**20
+print(f"\nrolewatch benchmark: medians of {runs} interleaved runs (MB/s of decompressed JSON)")
+print(f"machine: {os.cpu_count()} CPUs, {cpu}, {mem_gb:.0f} GiB; load average now {open('/proc/loadavg').read().split()[0]}\n")
+print(f"{'run':<52} {'JSON MB':>8} {'wall s':>7} {'MB/s':>7} {'CPU s':>7} {'peak RSS':>9}")
+rows = [
+    ("gzip -dc big.json.gz (150k records)", big_b, gz_s, gz_cpu, None),
+    ("rolewatch replay big.json.gz (150k records)", big_b, big_s, big_cpu, big_mb),
+    ("rolewatch replay huge.json.gz (750k records)", huge_b, huge_s, huge_cpu, huge_mb),
+    ("rolewatch replay many/ (500 files x 2000 records)", many_b, many_s, many_cpu, many_mb),
+]
+for name, b, s, cpu, rss in rows:
+    rss_text = f"{rss:.1f} MB" if rss is not None else "-"
+    print(f"{name:<52} {b / 1e6:>8.1f} {s:>7.2f} {mbps(b, s):>7.0f} {cpu:>7.2f} {rss_text:>9}")
+state_mb = int(state_b) / 1e6
+print(f"\nstate with {principals} principals: {state_mb:.1f} MB JSON, save {save_ms:.1f} ms, load {load_ms:.1f} ms;"
+      f" processing one typical file (2000 records): {file_ms:.1f} ms")
+
+checks = []
+ratio = big_s / gz_s
+checks.append(("replay / gzip -dc wall time", f"{ratio:.2f}", "<= 0.60", ratio <= 0.60))
+checks.append(("peak RSS, 150k records", f"{big_mb:.1f} MB", "<= 64 MB", big_mb <= 64))
+checks.append(("peak RSS, 750k records", f"{huge_mb:.1f} MB", "<= 64 MB", huge_mb <= 64))
+growth = huge_mb / big_mb
+checks.append(("RSS growth for a 5x larger file", f"{growth:.2f}x", "<= 1.25x (flat)", growth <= 1.25))
+many_ratio = mbps(many_b, many_s) / mbps(big_b, big_s)
+checks.append(("many small files / big file throughput", f"{many_ratio:.2f}", ">= 0.80", many_ratio >= 0.8))
+# CPU time is what the machine's other load disturbs least; shown to read the wall ratios by.
+checks.append(("  same ratios in CPU time: replay / gzip", f"{big_cpu / gz_cpu:.2f}", "", None))
+checks.append(("  many / big throughput", f"{(many_b / many_cpu) / (big_b / big_cpu):.2f}", "", None))
+share = (save_ms + load_ms) / (save_ms + load_ms + file_ms)
+checks.append(("state load+save share of an invocation", f"{share:.0%}", "reported", None))
+
+print(f"\n{'target':<44} {'measured':>10} {'target':>16}  result")
+for name, got, want, ok in checks:
+    result = "PASS" if ok else ("FAIL" if ok is not None else "INFO")
+    print(f"{name:<44} {got:>10} {want:>16}  {result}")
+failed = [c for c in checks if c[3] is False]
+sys.exit(1 if failed else 0)
+EOF
