@@ -16,6 +16,8 @@ use crate::state::State;
 const INPUT_MEMORY_SECONDS: i64 = 3 * 86_400;
 /// Processed inputs remembered at most, newest kept.
 const MAX_REMEMBERED_INPUTS: usize = 100_000;
+/// Stands for "no event time known yet" on an input without role assumptions.
+const UNDATED_INPUT: EpochSeconds = EpochSeconds::MAX;
 /// Alert times kept per dedup key.
 const MAX_RAISED_PER_KEY: usize = 64;
 
@@ -58,7 +60,7 @@ impl Engine {
             return Applied::AlreadyProcessed;
         }
         let alerts = self.apply_unrecorded(events);
-        let newest = events.iter().map(|e| e.event_time).max().or(self.state.watermark).unwrap_or(0);
+        let newest = events.iter().map(|e| e.event_time).max().or(self.state.watermark).unwrap_or(UNDATED_INPUT);
         self.state.inputs.insert(input_id.to_owned(), newest);
         self.prune_inputs();
         Applied::Processed { alerts }
@@ -151,6 +153,9 @@ impl Engine {
         let Some(watermark) = self.state.watermark else {
             return;
         };
+        // Inputs without role assumptions seen before any event time was
+        // known are dated by the first event time that arrives.
+        self.state.inputs.values_mut().filter(|t| **t == UNDATED_INPUT).for_each(|t| *t = watermark);
         self.state.inputs.retain(|_, newest| *newest >= watermark - INPUT_MEMORY_SECONDS);
         if self.state.inputs.len() > MAX_REMEMBERED_INPUTS {
             let mut by_time: Vec<(EpochSeconds, String)> =
@@ -243,6 +248,14 @@ mod tests {
         let mut detectors: Vec<&str> = got.iter().map(|a| a.detector.as_str()).collect();
         detectors.sort_unstable();
         assert_eq!(detectors, ["long_session", "repeated_failures", "unexpected_source_ip"]);
+    }
+
+    #[test]
+    fn an_input_without_role_assumptions_is_remembered_before_any_time_is_known() {
+        let mut engine = Engine::new(&Config::default(), State::default());
+        assert!(alerts(engine.apply("empty", &[])).is_empty());
+        assert!(alerts(engine.apply("burst", &burst("alice", "a", 5_000_000, 5))).len() == 1);
+        assert_eq!(engine.apply("empty", &[]), Applied::AlreadyProcessed);
     }
 
     #[test]
