@@ -5,9 +5,12 @@
 //! `.venv/bin` first). Every test starts its own server on a free port.
 
 mod concurrency;
+mod fault_matrix;
 mod faults;
 mod harness;
+mod load;
 mod oracle;
 mod runtime;
 mod samples;
 mod streaming;
+mod synth;
