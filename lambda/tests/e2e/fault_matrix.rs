@@ -435,9 +435,11 @@ async fn matrix() {
         done.len(),
         baseline.len()
     ));
+    let table: String = table.lines().map(|line| format!("{}\n", line.trim_end())).collect();
+    let table = table.trim_end();
     let path = target_dir().join("fault-matrix.txt");
     if let Err(e) = std::fs::create_dir_all(target_dir()).and_then(|()| std::fs::write(&path, format!("{table}\n"))) {
         eprintln!("cannot write {}: {e}", path.display());
     }
-    report(&table);
+    report(table);
 }
