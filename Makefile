@@ -49,9 +49,13 @@ clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 # One dev profile for the whole test run (no --release): nothing is built twice.
+# Tests that measure (the fault matrix, the load test) append their figures to
+# figures.txt; cargo hides a passing test's output, so it is shown here.
 cargo-test: tools
 	mkdir -p $(LOGS)
+	rm -f $(LOGS)/figures.txt
 	cargo test --workspace 2>&1 | tee $(LOGS)/cargo-test.log
+	if [[ -f $(LOGS)/figures.txt ]]; then echo "--- figures ---"; cat $(LOGS)/figures.txt; fi
 
 lint-template: tools
 	cfn-lint $(TEMPLATE)
