@@ -60,10 +60,17 @@ impl Engine {
             return Applied::AlreadyProcessed;
         }
         let alerts = self.apply_unrecorded(events);
-        let newest = events.iter().map(|e| e.event_time).max().or(self.state.watermark).unwrap_or(UNDATED_INPUT);
+        self.record_input(input_id, events.iter().map(|e| e.event_time).max());
+        Applied::Processed { alerts }
+    }
+
+    /// Marks an input processed once all its events went through
+    /// [`Engine::apply_unrecorded`] (in chunks, for very large inputs).
+    /// `newest` is the newest event time it held, if any.
+    pub fn record_input(&mut self, input_id: &str, newest: Option<EpochSeconds>) {
+        let newest = newest.or(self.state.watermark).unwrap_or(UNDATED_INPUT);
         self.state.inputs.insert(input_id.to_owned(), newest);
         self.prune_inputs();
-        Applied::Processed { alerts }
     }
 
     /// Processes events without recording an input: for what could be read

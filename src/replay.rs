@@ -8,9 +8,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::alert::Alert;
-use crate::cloudtrail::{classify_key, read_input, InputKind, InputLimits, ReadError, RecordError};
-use crate::engine::{Applied, Engine};
+use crate::cloudtrail::{
+    classify_key, read_input_chunked, AssumeRoleEvent, EpochSeconds, InputKind, InputLimits, ReadError, RecordError,
+};
+use crate::engine::Engine;
 
+/// Role assumptions applied at a time from one file: bounds memory (about
+/// 0.8 KB each) whatever the file holds.
+const CHUNK_EVENTS: usize = 16_384;
 /// Bad records printed per file before the rest are only counted.
 const MAX_RECORD_PROBLEMS_SHOWN: usize = 10;
 
@@ -172,12 +177,21 @@ pub fn replay_files(
             }
         };
         summary.bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
-        let (read, failure) = match read_input(BufReader::new(file), limits) {
+        // Very large files are applied in chunks so memory stays flat; the
+        // file is marked processed only once all of it was read.
+        let mut alerts = Vec::new();
+        let mut newest: Option<EpochSeconds> = None;
+        let mut apply_chunk = |chunk: Vec<AssumeRoleEvent>| {
+            newest = newest.max(chunk.iter().map(|e| e.event_time).max());
+            alerts.extend(engine.apply_unrecorded(&chunk));
+        };
+        let (read, failure) = match read_input_chunked(BufReader::new(file), limits, CHUNK_EVENTS, &mut apply_chunk) {
             Ok(read) => (read, None),
             Err(failure) => (failure.partial, Some(failure.error)),
         };
+        apply_chunk(read.events);
         summary.records += read.records;
-        summary.role_assumptions += read.events.len() as u64;
+        summary.role_assumptions += read.role_assumptions;
         summary.bad_records += read.bad_records.len() as u64;
         for error in read.bad_records.iter().take(MAX_RECORD_PROBLEMS_SHOWN) {
             on_problem(Problem::Record { path: path.clone(), error: error.clone() });
@@ -188,19 +202,15 @@ pub fn replay_files(
                 more: read.bad_records.len() - MAX_RECORD_PROBLEMS_SHOWN,
             });
         }
-        let alerts = match failure {
+        match failure {
             // What was read before the failure still counts, but the file is
             // not marked processed: a repaired copy must be read in full.
             Some(error) => {
                 summary.failed += 1;
                 on_problem(fail(InputError::Read { error }));
-                engine.apply_unrecorded(&read.events)
             }
-            None => match engine.apply(&id, &read.events) {
-                Applied::Processed { alerts } => alerts,
-                Applied::AlreadyProcessed => Vec::new(),
-            },
-        };
+            None => engine.record_input(&id, newest),
+        }
         summary.alerts += alerts.len() as u64;
         alerts.iter().for_each(&mut on_alert);
     }

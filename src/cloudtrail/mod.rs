@@ -7,7 +7,9 @@ mod time;
 pub use event::{
     account_of_arn, classify_record, AssumeRoleEvent, Classified, EventError, SourceAddress, ASSUME_ROLE_FAMILY,
 };
-pub use reader::{read_input, InputEvents, InputLimits, ReadError, ReadFailure, RecordError, RecordProblem};
+pub use reader::{
+    read_input, read_input_chunked, InputEvents, InputLimits, ReadError, ReadFailure, RecordError, RecordProblem,
+};
 pub use time::{format_rfc3339, parse_event_time, EpochSeconds};
 
 /// What an object or file name says it is.

@@ -75,6 +75,8 @@ pub struct InputEvents {
     /// Records seen: every element of the `Records` array.
     pub records: u64,
     pub bad_records: Vec<RecordError>,
+    /// Role assumptions read, including any already handed to a chunk sink.
+    pub role_assumptions: u64,
 }
 
 /// An input that failed part-way; what was read before the failure is kept
@@ -89,13 +91,37 @@ pub struct ReadFailure {
 /// Reads one CloudTrail input: `{"Records":[...]}` or a bare array of records.
 pub fn read_input<R: Read>(raw: R, limits: &InputLimits) -> Result<InputEvents, ReadFailure> {
     let mut out = InputEvents::default();
-    match scan_input(raw, limits, &mut out) {
+    match scan_input(raw, limits, &mut out, None) {
         Ok(()) => Ok(out),
         Err(error) => Err(ReadFailure { error, partial: out }),
     }
 }
 
-fn scan_input<R: Read>(mut raw: R, limits: &InputLimits, out: &mut InputEvents) -> Result<(), ReadError> {
+/// Like [`read_input`], but hands role assumptions to `on_chunk` whenever
+/// `chunk_events` have gathered, so memory stays flat however many a file
+/// holds. The events left in the result (or the failure's `partial`) are the
+/// last, incomplete chunk.
+pub fn read_input_chunked<R: Read>(
+    raw: R,
+    limits: &InputLimits,
+    chunk_events: usize,
+    on_chunk: &mut dyn FnMut(Vec<AssumeRoleEvent>),
+) -> Result<InputEvents, ReadFailure> {
+    let mut out = InputEvents::default();
+    match scan_input(raw, limits, &mut out, Some((chunk_events.max(1), on_chunk))) {
+        Ok(()) => Ok(out),
+        Err(error) => Err(ReadFailure { error, partial: out }),
+    }
+}
+
+type ChunkSink<'s> = Option<(usize, &'s mut dyn FnMut(Vec<AssumeRoleEvent>))>;
+
+fn scan_input<R: Read>(
+    mut raw: R,
+    limits: &InputLimits,
+    out: &mut InputEvents,
+    sink: ChunkSink<'_>,
+) -> Result<(), ReadError> {
     // A reader may return fewer bytes than asked (one, even): read until both
     // magic bytes are in, or gzip would go unnoticed.
     let mut magic = [0u8; 2];
@@ -113,7 +139,7 @@ fn scan_input<R: Read>(mut raw: R, limits: &InputLimits, out: &mut InputEvents) 
     let source: Box<dyn Read + '_> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
     let capped =
         CappedReader { inner: source, remaining: limits.max_decompressed_bytes, limit: limits.max_decompressed_bytes };
-    let mut scanner = Scanner::new(capped, gzip);
+    let mut scanner = Scanner::new(capped, gzip, sink);
     scanner.walk(limits, out)
 }
 
@@ -367,8 +393,9 @@ fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
-struct Scanner<R> {
+struct Scanner<'s, R> {
     src: R,
+    sink: ChunkSink<'s>,
     gzip: bool,
     buf: Vec<u8>,
     /// Next unread index in `buf`.
@@ -380,9 +407,9 @@ struct Scanner<R> {
     eof: bool,
 }
 
-impl<R: Read> Scanner<R> {
-    fn new(src: R, gzip: bool) -> Self {
-        Scanner { src, gzip, buf: vec![0; READ_CHUNK_BYTES], pos: 0, end: 0, base: 0, eof: false }
+impl<'s, R: Read> Scanner<'s, R> {
+    fn new(src: R, gzip: bool, sink: ChunkSink<'s>) -> Self {
+        Scanner { src, sink, gzip, buf: vec![0; READ_CHUNK_BYTES], pos: 0, end: 0, base: 0, eof: false }
     }
 
     fn offset(&self) -> u64 {
@@ -616,7 +643,15 @@ impl<R: Read> Scanner<R> {
                 // Most records are not STS; a substring test skips them unparsed.
                 if sts.find(record).is_some() && assume.find(record).is_some() {
                     match classify_record(record) {
-                        Ok(Classified::AssumeRole(event)) => out.events.push(*event),
+                        Ok(Classified::AssumeRole(event)) => {
+                            out.events.push(*event);
+                            out.role_assumptions += 1;
+                            if let Some((chunk_events, on_chunk)) = self.sink.as_mut() {
+                                if out.events.len() >= *chunk_events {
+                                    on_chunk(std::mem::take(&mut out.events));
+                                }
+                            }
+                        }
                         Ok(Classified::Other) => {}
                         Err(error) => out.bad_records.push(RecordError { index, error: error.into() }),
                     }
@@ -668,6 +703,17 @@ mod tests {
             assert_eq!(got.events.len(), 1);
             assert!(got.bad_records.is_empty());
         }
+    }
+
+    #[test]
+    fn chunked_reading_hands_over_every_event_once() {
+        let text = format!(r#"{{"Records":[{OK},{NOISE},{OK},{OK},{OK},{OK}]}}"#);
+        let mut chunks = Vec::new();
+        let rest =
+            read_input_chunked(text.as_bytes(), &InputLimits::default(), 2, &mut |c| chunks.push(c.len())).unwrap();
+        assert_eq!(chunks, [2, 2]);
+        assert_eq!(rest.events.len(), 1);
+        assert_eq!((rest.records, rest.role_assumptions), (6, 5));
     }
 
     #[test]
