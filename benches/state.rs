@@ -78,6 +78,7 @@ fn synthetic_event(n: usize) -> AssumeRoleEvent {
         principal: format!("arn:aws:sts::111122223333:assumed-role/Workload{}/session-{n}", n % 50),
         identity_type: "AssumedRole".to_owned(),
         role_arn: Some(format!("arn:aws:iam::111122223333:role/Target{}", n % 20)),
+        denied_role_arn: None,
         role_session_name: Some(format!("session-{n}")),
         source: SourceAddress::Ip(IpAddr::V4(Ipv4Addr::new(10 + b, c, d, 7))),
         user_agent: Some("aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5".to_owned()),

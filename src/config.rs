@@ -128,7 +128,7 @@ pub enum ConfigError {
 }
 
 /// `(section, key)` pairs, the source of every environment variable name.
-const KEYS: [(&str, &str); 10] = [
+const KEYS: [(&str, &str); 11] = [
     ("repeated_failures", "threshold"),
     ("repeated_failures", "window_seconds"),
     ("unexpected_source_ip", "allowed_cidrs"),
@@ -139,6 +139,7 @@ const KEYS: [(&str, &str); 10] = [
     ("long_session", "habitual_seconds"),
     ("alerts", "cooldown_seconds"),
     ("input", "max_decompressed_bytes"),
+    ("input", "max_record_bytes"),
 ];
 
 /// The environment variable for a key: `ROLEWATCH_<SECTION>_<KEY>`.
@@ -195,6 +196,7 @@ impl Config {
                 ("long_session", "max_duration_seconds") => &mut config.long_session.max_duration_seconds,
                 ("long_session", "habitual_seconds") => &mut config.long_session.habitual_seconds,
                 ("alerts", "cooldown_seconds") => &mut config.alerts.cooldown_seconds,
+                ("input", "max_record_bytes") => &mut config.input.max_record_bytes,
                 _ => &mut config.input.max_decompressed_bytes,
             };
             *slot = number;
@@ -326,6 +328,7 @@ mod tests {
             "ROLEWATCH_UNEXPECTED_SOURCE_IP_ALLOWED_CIDRS" => Some("10.0.0.0/8, 2001:db8::/32".to_owned()),
             "ROLEWATCH_LONG_SESSION_HABITUAL_SECONDS" => Some("0".to_owned()),
             "ROLEWATCH_ALERTS_COOLDOWN_SECONDS" => Some("60".to_owned()),
+            "ROLEWATCH_INPUT_MAX_RECORD_BYTES" => Some("1000".to_owned()),
             _ => None,
         };
         let c = Config::from_env_lookup(env).unwrap();
@@ -333,6 +336,7 @@ mod tests {
         assert_eq!(c.unexpected_source_ip.allowed_cidrs, ["10.0.0.0/8", "2001:db8::/32"]);
         assert_eq!(c.long_session.habitual_seconds, 0);
         assert_eq!(c.alerts.cooldown_seconds, 60);
+        assert_eq!(c.input.max_record_bytes, 1000);
         let err =
             Config::from_env_lookup(|n| (n == "ROLEWATCH_REPEATED_FAILURES_WINDOW_SECONDS").then(|| "ten".to_owned()))
                 .unwrap_err();

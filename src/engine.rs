@@ -2,14 +2,14 @@
 //! cooldown per dedup key, and remembers processed inputs. Pure: state and
 //! events in, state and alerts out; time is event time only.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ipnet::IpNet;
 
 use crate::alert::Alert;
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::Config;
-use crate::detect::{long_session, repeated_failures, secs, source_ip, RAISED_MEMORY_SECONDS};
+use crate::detect::{long_session, repeated_failures, secs, source_ip, LONG_MEMORY_SECONDS};
 use crate::state::State;
 
 /// Processed inputs are remembered this long behind the newest event.
@@ -19,7 +19,7 @@ const MAX_REMEMBERED_INPUTS: usize = 100_000;
 /// Stands for "no event time known yet" on an input without role assumptions.
 const UNDATED_INPUT: EpochSeconds = EpochSeconds::MAX;
 /// Alert times kept per dedup key.
-const MAX_RAISED_PER_KEY: usize = 64;
+const MAX_RAISED_PER_KEY: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
@@ -120,7 +120,9 @@ impl Engine {
             if t.abs_diff(raised_at) < cooldown.unsigned_abs() {
                 let alert = &mut pending.alerts[index];
                 for id in event_ids {
-                    alert.add_event(id);
+                    if pending.counted[index].insert(id.clone()) {
+                        alert.add_event(id);
+                    }
                 }
                 let time = crate::cloudtrail::format_rfc3339(t);
                 if time > alert.last_event_time {
@@ -139,6 +141,7 @@ impl Engine {
             times.remove(0);
         }
         pending.by_key.insert(key, (pending.alerts.len(), t));
+        pending.counted.push(event_ids.iter().chain(&alert.event_ids).cloned().collect());
         pending.alerts.push(alert);
     }
 
@@ -151,7 +154,7 @@ impl Engine {
         self.state.unexpected_source_ip.prune(&config.unexpected_source_ip, watermark);
         self.state.long_session.prune(&config.long_session, watermark);
         self.state.raised.retain(|_, times| {
-            times.retain(|t| *t >= watermark - RAISED_MEMORY_SECONDS);
+            times.retain(|t| *t >= watermark - LONG_MEMORY_SECONDS);
             !times.is_empty()
         });
     }
@@ -185,6 +188,8 @@ impl Engine {
 struct Pending {
     alerts: Vec<Alert>,
     by_key: HashMap<String, (usize, EpochSeconds)>,
+    /// Every event id each alert counts; `event_ids` stops at 50.
+    counted: Vec<HashSet<String>>,
 }
 
 #[cfg(test)]
@@ -212,6 +217,42 @@ mod tests {
         assert_eq!(got[0].event_ids.len(), 8);
         assert_eq!(got[0].first_event_time, "1970-01-01T00:00:00Z");
         assert_eq!(got[0].last_event_time, "1970-01-01T00:01:10Z");
+    }
+
+    #[test]
+    fn a_burst_longer_than_fifty_events_counts_each_once() {
+        let mut engine = Engine::new(&Config::default(), State::default());
+        let events: Vec<AssumeRoleEvent> = (0..60).map(|i| failure("alice", &format!("e{i:02}"), i * 5)).collect();
+        let got = alerts(engine.apply("f", &events));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].event_count, 60);
+        assert_eq!(got[0].event_ids.len(), 50);
+    }
+
+    #[test]
+    fn a_mature_principal_starting_to_roam_pages_once() {
+        let mut engine = Engine::new(&Config::default(), State::default());
+        let mut events: Vec<AssumeRoleEvent> =
+            (0..9).map(|d| from_ip("alice", &format!("home{d}"), d * 86_400, "198.51.100.7")).collect();
+        events.extend(
+            (0..11).map(|i| from_ip("alice", &format!("away{i}"), 9 * 86_400 + i * 60, &format!("192.0.{i}.1"))),
+        );
+        let got = alerts(engine.apply("f", &events));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].detector, "unexpected_source_ip");
+    }
+
+    #[test]
+    fn with_habitual_zero_every_long_request_is_its_own_alert() {
+        let config = Config {
+            long_session: crate::config::LongSessionConfig { habitual_seconds: 0, ..Default::default() },
+            ..Config::default()
+        };
+        let mut engine = Engine::new(&config, State::default());
+        let mut bob = long("r", "bob", 600, 43_200);
+        bob.principal = "arn:aws:iam::111122223333:user/bob".into();
+        let got = alerts(engine.apply("f", &[long("r", "alice", 0, 43_200), bob]));
+        assert_eq!(got.len(), 2, "{got:?}");
     }
 
     #[test]

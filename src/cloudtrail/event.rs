@@ -76,6 +76,8 @@ pub struct AssumeRoleEvent {
     pub principal: String,
     pub identity_type: String,
     pub role_arn: Option<String>,
+    /// The role an error message names when `requestParameters` is null.
+    pub denied_role_arn: Option<String>,
     pub role_session_name: Option<String>,
     pub source: SourceAddress,
     pub user_agent: Option<String>,
@@ -245,10 +247,12 @@ fn build_event(raw: RawRecord<'_>, json: &[u8]) -> Result<AssumeRoleEvent, Event
     };
     // AccessDenied records carry `requestParameters: null`; the role is still
     // named in the error message, and it matters for whose role was probed.
-    let role_arn = request
-        .and_then(|r| r.role_arn.as_deref())
-        .map(str::to_owned)
-        .or_else(|| raw.error_message.as_deref().and_then(role_arn_in_message));
+    // The contract's role_arn is requestParameters.roleArn only. AccessDenied
+    // records carry `requestParameters: null`, but the probed role is still
+    // named in the error message, which the person paged wants to see.
+    let role_arn = request.and_then(|r| r.role_arn.as_deref()).map(str::to_owned);
+    let denied_role_arn =
+        if role_arn.is_none() { raw.error_message.as_deref().and_then(role_arn_in_message) } else { None };
     let recipient = raw.recipient_account_id.as_deref().map(str::to_owned);
     let account_id = role_arn
         .as_deref()
@@ -269,6 +273,7 @@ fn build_event(raw: RawRecord<'_>, json: &[u8]) -> Result<AssumeRoleEvent, Event
         principal: principal_of(identity),
         identity_type: identity.and_then(|i| i.kind.as_deref()).unwrap_or("Unknown").to_owned(),
         role_arn,
+        denied_role_arn,
         role_session_name: request.and_then(|r| r.role_session_name.as_deref()).map(str::to_owned),
         source: SourceAddress::parse(raw.source_ip_address.as_deref()),
         user_agent: raw.user_agent.as_deref().map(str::to_owned),
@@ -419,8 +424,9 @@ mod tests {
             "requestParameters":null,"recipientAccountId":"123837392027"}"#,
         );
         assert_eq!(e.principal, "arn:aws:iam::123837392027:user/bert-jan");
-        assert_eq!(e.role_arn.as_deref(), Some("arn:aws:iam::999988887777:role/target"));
-        assert_eq!(e.account_id, "999988887777");
+        assert_eq!(e.role_arn, None, "role_arn is requestParameters.roleArn only");
+        assert_eq!(e.denied_role_arn.as_deref(), Some("arn:aws:iam::999988887777:role/target"));
+        assert_eq!(e.account_id, "123837392027", "recipientAccountId when there is no roleArn");
         assert!(!e.succeeded());
     }
 

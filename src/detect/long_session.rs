@@ -95,7 +95,12 @@ pub fn alert(config: &LongSessionConfig, event: &AssumeRoleEvent, finding: &Long
             max = config.max_duration_seconds,
             habit_days = config.habitual_seconds / 86_400,
         ),
-        dedup_key(DETECTOR, &[role, &finding.duration_seconds.to_string()]),
+        // With habitual_seconds = 0 every long request is its own incident.
+        if config.habitual_seconds == 0 {
+            dedup_key(DETECTOR, &[role, &finding.duration_seconds.to_string(), &event.event_id])
+        } else {
+            dedup_key(DETECTOR, &[role, &finding.duration_seconds.to_string()])
+        },
         &event.account_id,
         &event.principal,
         Some(role),

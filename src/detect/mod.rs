@@ -14,9 +14,10 @@ use crate::cloudtrail::EpochSeconds;
 /// history so it raises nothing new.
 pub const LATE_HISTORY_SECONDS: i64 = 35 * 86_400;
 
-/// Alert times are few and cheap; they are kept long so a replay of old
-/// files, once their processed-input record is gone, is still recognised.
-pub const RAISED_MEMORY_SECONDS: i64 = 400 * 86_400;
+/// Kept for long because it is small: alert times (so a replay of old
+/// files, once their processed-input record is gone, is still recognised)
+/// and when lasting principals were first seen.
+pub const LONG_MEMORY_SECONDS: i64 = 400 * 86_400;
 
 pub(crate) fn secs(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX / 4)
@@ -45,6 +46,7 @@ pub(crate) mod tests {
             principal: principal.to_owned(),
             identity_type: "IAMUser".to_owned(),
             role_arn: Some("arn:aws:iam::111122223333:role/app".to_owned()),
+            denied_role_arn: None,
             role_session_name: Some("s".to_owned()),
             source: SourceAddress::Ip("192.0.2.10".parse().unwrap()),
             user_agent: None,

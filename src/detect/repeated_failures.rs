@@ -102,7 +102,8 @@ fn densest_window(list: &[Failure], at: EpochSeconds, window: i64) -> Option<Bur
 pub fn alert(config: &RepeatedFailuresConfig, event: &AssumeRoleEvent, burst: &Burst) -> Alert {
     let who = short_name(&event.principal);
     let code = event.error_code.as_deref().unwrap_or("an error");
-    let target = event.role_arn.as_deref().unwrap_or("a role CloudTrail did not record");
+    let target =
+        event.role_arn.as_deref().or(event.denied_role_arn.as_deref()).unwrap_or("a role CloudTrail did not record");
     let mut alert = Alert::new(
         DETECTOR,
         Severity::High,
@@ -129,6 +130,9 @@ pub fn alert(config: &RepeatedFailuresConfig, event: &AssumeRoleEvent, burst: &B
     .with_detail("threshold", config.threshold)
     .with_detail("window_seconds", config.window_seconds)
     .with_detail("error_code", code);
+    if let Some(denied) = &event.denied_role_arn {
+        alert = alert.with_detail("denied_role_arn", denied.as_str());
+    }
     if let Some(agent) = &event.user_agent {
         alert = alert.with_detail("user_agent", agent.as_str());
     }

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{secs, short_name, within, LATE_HISTORY_SECONDS};
+use super::{secs, short_name, within, LATE_HISTORY_SECONDS, LONG_MEMORY_SECONDS};
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{format_rfc3339, AssumeRoleEvent, EpochSeconds, SourceAddress};
 use crate::config::UnexpectedSourceIpConfig;
@@ -113,12 +113,18 @@ impl SourceIpState {
 
     pub fn prune(&mut self, config: &UnexpectedSourceIpConfig, watermark: EpochSeconds) {
         let memory = secs(config.network_memory_seconds);
+        let horizon = watermark - memory - LATE_HISTORY_SECONDS;
         self.principals.retain(|_, b| {
-            b.networks.retain(|s| s.last >= b.last_seen - memory);
-            if b.roaming_until.is_some_and(|u| u < b.last_seen - memory) {
+            b.networks.retain(|s| s.last >= horizon);
+            if b.roaming_until.is_some_and(|u| u < horizon) {
                 b.roaming_until = None;
             }
-            b.last_seen >= watermark - memory - LATE_HISTORY_SECONDS
+            // A principal seen over more than a day keeps its first-seen time
+            // long after its networks are forgotten, so a credential that
+            // returns after months from a new network is still checked.
+            // One-off sessions (CI, instances) are dropped with their networks.
+            let lasting = b.last_seen - b.first_seen >= 86_400;
+            b.last_seen >= if lasting { watermark - LONG_MEMORY_SECONDS } else { horizon }
         });
     }
 }
@@ -152,6 +158,10 @@ pub fn alert(config: &UnexpectedSourceIpConfig, event: &AssumeRoleEvent, finding
     let who = short_name(&event.principal);
     let ip = event.source.as_text().unwrap_or_default();
     let role = event.role_arn.as_deref().unwrap_or("a role");
+    let reason = match finding {
+        IpFinding::OutsideAllowList { .. } => "outside_allowed_cidrs",
+        IpFinding::NewNetwork { .. } => "new_network",
+    };
     let (severity, title, summary, network) = match finding {
         IpFinding::OutsideAllowList { network } => (
             Severity::High,
@@ -182,7 +192,10 @@ pub fn alert(config: &UnexpectedSourceIpConfig, event: &AssumeRoleEvent, finding
         severity,
         &title,
         &summary,
-        dedup_key(DETECTOR, &[&event.principal, network]),
+        // One key per principal and reason, not per network: a principal that
+        // starts roaming would otherwise page once per network until it
+        // qualifies as roaming.
+        dedup_key(DETECTOR, &[&event.principal, reason]),
         &event.account_id,
         &event.principal,
         event.role_arn.as_deref(),
@@ -277,6 +290,20 @@ mod tests {
         }
         s.prune(&c, end);
         let got = s.observe(&c, &[], &from_ip("ci", "late", end + DAY, "203.0.113.5"));
+        assert!(matches!(got, Some(IpFinding::NewNetwork { .. })), "{got:?}");
+    }
+
+    #[test]
+    fn a_dormant_principal_returning_from_a_new_network_alerts() {
+        let c = cfg();
+        let mut s = SourceIpState::default();
+        for d in 0..10 {
+            s.observe(&c, &[], &from_ip("alice", &format!("a{d}"), d * DAY, "198.51.100.7"));
+        }
+        // Someone else moves the state's newest event far ahead.
+        s.observe(&c, &[], &from_ip("bob", "b", 140 * DAY, "192.0.2.1"));
+        s.prune(&c, 140 * DAY);
+        let got = s.observe(&c, &[], &from_ip("alice", "back", 141 * DAY, "203.0.113.99"));
         assert!(matches!(got, Some(IpFinding::NewNetwork { .. })), "{got:?}");
     }
 
