@@ -94,28 +94,36 @@ impl Engine {
         let config = &self.config;
         let state = &mut self.state;
         // Findings are rare, so building the alert before the cooldown check costs little.
-        let mut found: Vec<(Alert, Vec<String>)> = Vec::new();
+        let mut found: Vec<(Alert, EpochSeconds, Vec<String>)> = Vec::new();
         if let Some(burst) = state.repeated_failures.observe(&config.repeated_failures, event) {
-            found.push((repeated_failures::alert(&config.repeated_failures, event, &burst), burst.event_ids));
+            found.push((
+                repeated_failures::alert(&config.repeated_failures, event, &burst),
+                event.event_time,
+                burst.event_ids,
+            ));
         }
-        if let Some(finding) = state.unexpected_source_ip.observe(&config.unexpected_source_ip, &self.allowed, event) {
-            found.push((source_ip::alert(&config.unexpected_source_ip, event, &finding), vec![event.event_id.clone()]));
+        for finding in state.unexpected_source_ip.observe(&config.unexpected_source_ip, &self.allowed, event) {
+            let alert = source_ip::alert(&config.unexpected_source_ip, &event.principal, &finding);
+            found.push((alert, finding.occurrence.event_time, vec![finding.occurrence.event_id]));
         }
         if let Some(finding) = state.long_session.observe(&config.long_session, event) {
-            found.push((long_session::alert(&config.long_session, event, &finding), vec![event.event_id.clone()]));
+            found.push((
+                long_session::alert(&config.long_session, event, &finding),
+                event.event_time,
+                vec![event.event_id.clone()],
+            ));
         }
-        for (alert, event_ids) in found {
-            self.raise(pending, event, &event_ids, alert);
+        for (alert, time, event_ids) in found {
+            self.raise(pending, time, &event_ids, alert);
         }
     }
 
     /// One alert per dedup key per cooldown: later findings in the same
     /// input join the pending alert; findings within the cooldown of an
     /// earlier alert (either side, in event time) are suppressed.
-    fn raise(&mut self, pending: &mut Pending, event: &AssumeRoleEvent, event_ids: &[String], alert: Alert) {
+    fn raise(&mut self, pending: &mut Pending, t: EpochSeconds, event_ids: &[String], alert: Alert) {
         let key = alert.dedup_key.clone();
         let cooldown = secs(self.config.alerts.cooldown_seconds);
-        let t = event.event_time;
         if let Some(&(index, raised_at)) = pending.by_key.get(&key) {
             if t.abs_diff(raised_at) < cooldown.unsigned_abs() {
                 let alert = &mut pending.alerts[index];
@@ -124,7 +132,11 @@ impl Engine {
                         alert.add_event(id);
                     }
                 }
+                // RFC 3339 in UTC with a Z compares in time order.
                 let time = crate::cloudtrail::format_rfc3339(t);
+                if time < alert.first_event_time {
+                    alert.first_event_time = time.clone();
+                }
                 if time > alert.last_event_time {
                     alert.last_event_time = time;
                 }

@@ -46,12 +46,53 @@ pub struct Sighting {
     pub network: String,
     pub first: EpochSeconds,
     pub last: EpochSeconds,
+    /// The network's first use, when it came while the principal was still
+    /// learning. A late file can move `first_seen` earlier and make that use
+    /// mature after all; then it is judged again, whatever the file order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unjudged: Option<Occurrence>,
+}
+
+/// The parts of a role assumption an alert quotes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Occurrence {
+    #[serde(rename = "id")]
+    pub event_id: String,
+    #[serde(rename = "t")]
+    pub event_time: EpochSeconds,
+    pub ip: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(rename = "name")]
+    pub event_name: String,
+    #[serde(rename = "acct")]
+    pub account_id: String,
+}
+
+impl Occurrence {
+    fn of(event: &AssumeRoleEvent) -> Occurrence {
+        Occurrence {
+            event_id: event.event_id.clone(),
+            event_time: event.event_time,
+            ip: event.source.as_text().unwrap_or_default(),
+            role_arn: event.role_arn.clone(),
+            event_name: event.event_name.clone(),
+            account_id: event.account_id.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IpFinding {
-    OutsideAllowList { network: String },
-    NewNetwork { network: String, first_seen: EpochSeconds, known_networks: usize },
+pub struct IpFinding {
+    pub kind: FindingKind,
+    pub network: String,
+    pub occurrence: Occurrence,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FindingKind {
+    OutsideAllowList,
+    NewNetwork { first_seen: EpochSeconds, known_networks: usize },
 }
 
 /// The /24 or /64 an address belongs to.
@@ -61,20 +102,23 @@ pub fn network_of(ip: IpAddr) -> String {
 }
 
 impl SourceIpState {
-    /// Checks a successful role assumption, then learns from it.
+    /// Checks a successful role assumption, then learns from it. Usually
+    /// one finding at most; more when a late file moves the principal's
+    /// first sighting earlier and earlier uses turn out to be mature.
     pub fn observe(
         &mut self,
         config: &UnexpectedSourceIpConfig,
         allowed: &[IpNet],
         event: &AssumeRoleEvent,
-    ) -> Option<IpFinding> {
+    ) -> Vec<IpFinding> {
+        let mut findings = Vec::new();
         // Failed calls teach nothing: an attacker must not be able to seed
         // a baseline with denied calls. Failures are repeated_failures' job.
         if !event.succeeded() {
-            return None;
+            return findings;
         }
         let SourceAddress::Ip(ip) = event.source else {
-            return None;
+            return findings;
         };
         let t = event.event_time;
         let network = network_of(ip);
@@ -94,16 +138,29 @@ impl SourceIpState {
         let mature = t - baseline.first_seen > learning;
         let known_networks = baseline.networks.len();
         let first_seen = baseline.first_seen;
-        baseline.learn(&network, t);
+        baseline.learn(&network, t, if mature { None } else { Some(Occurrence::of(event)) });
         if baseline.qualifies_as_roaming(t, learning, config.roaming_networks) {
             baseline.roaming_until = Some(baseline.roaming_until.unwrap_or(t).max(t + memory));
         }
         let roaming = baseline.roaming_until.is_some_and(|until| t <= until);
+        if baseline.first_seen < first_seen {
+            findings.extend(baseline.judge_again(learning, config.roaming_networks));
+        }
 
         if !allowed.is_empty() && !allowed.iter().any(|net| net.contains(&ip)) {
-            return Some(IpFinding::OutsideAllowList { network });
+            findings.push(IpFinding {
+                kind: FindingKind::OutsideAllowList,
+                network,
+                occurrence: Occurrence::of(event),
+            });
+        } else if mature && !known && !roaming {
+            findings.push(IpFinding {
+                kind: FindingKind::NewNetwork { first_seen, known_networks },
+                network,
+                occurrence: Occurrence::of(event),
+            });
         }
-        (mature && !known && !roaming).then_some(IpFinding::NewNetwork { network, first_seen, known_networks })
+        findings
     }
 
     /// Principals roaming at `at`, for the run summary.
@@ -130,20 +187,52 @@ impl SourceIpState {
 }
 
 impl Baseline {
-    fn learn(&mut self, network: &str, t: EpochSeconds) {
+    /// Records a use of `network` at `t`; `unjudged` is this use when the
+    /// principal was still learning.
+    fn learn(&mut self, network: &str, t: EpochSeconds, unjudged: Option<Occurrence>) {
         self.first_seen = self.first_seen.min(t);
         self.last_seen = self.last_seen.max(t);
         if let Some(s) = self.networks.iter_mut().find(|s| s.network == network) {
-            s.first = s.first.min(t);
+            if t < s.first {
+                // An earlier first use replaces the later one.
+                s.first = t;
+                s.unjudged = unjudged;
+            }
             s.last = s.last.max(t);
             return;
         }
-        self.networks.push(Sighting { network: network.to_owned(), first: t, last: t });
+        self.networks.push(Sighting { network: network.to_owned(), first: t, last: t, unjudged });
         if self.networks.len() > MAX_NETWORKS_PER_PRINCIPAL {
             if let Some(oldest) = self.networks.iter().enumerate().min_by_key(|(_, s)| s.last).map(|(i, _)| i) {
                 self.networks.swap_remove(oldest);
             }
         }
+    }
+
+    /// After `first_seen` moved earlier: networks whose first use is now
+    /// past the learning period were new when used, unless roaming then.
+    fn judge_again(&mut self, learning: i64, roaming_networks: u64) -> Vec<IpFinding> {
+        let first_seen = self.first_seen;
+        let due: Vec<usize> = (0..self.networks.len())
+            .filter(|&i| self.networks[i].unjudged.is_some() && self.networks[i].first - first_seen > learning)
+            .collect();
+        let mut findings = Vec::new();
+        for i in due {
+            let at = self.networks[i].first;
+            let Some(occurrence) = self.networks[i].unjudged.take() else { continue };
+            let roaming = self.roaming_until.is_some_and(|u| at <= u && at >= u - LONG_MEMORY_SECONDS)
+                || self.qualifies_as_roaming(at, learning, roaming_networks);
+            if roaming {
+                continue;
+            }
+            let known_networks = self.networks.iter().filter(|s| s.first < at).count();
+            findings.push(IpFinding {
+                kind: FindingKind::NewNetwork { first_seen, known_networks },
+                network: self.networks[i].network.clone(),
+                occurrence,
+            });
+        }
+        findings
     }
 
     /// More than `limit` networks within a learning-period span that holds
@@ -154,37 +243,33 @@ impl Baseline {
     }
 }
 
-pub fn alert(config: &UnexpectedSourceIpConfig, event: &AssumeRoleEvent, finding: &IpFinding) -> Alert {
-    let who = short_name(&event.principal);
-    let ip = event.source.as_text().unwrap_or_default();
-    let role = event.role_arn.as_deref().unwrap_or("a role");
-    let reason = match finding {
-        IpFinding::OutsideAllowList { .. } => "outside_allowed_cidrs",
-        IpFinding::NewNetwork { .. } => "new_network",
-    };
-    let (severity, title, summary, network) = match finding {
-        IpFinding::OutsideAllowList { network } => (
+pub fn alert(config: &UnexpectedSourceIpConfig, principal: &str, finding: &IpFinding) -> Alert {
+    let who = short_name(principal);
+    let seen = &finding.occurrence;
+    let ip = seen.ip.as_str();
+    let network = finding.network.as_str();
+    let role = seen.role_arn.as_deref().unwrap_or("a role");
+    let (reason, severity, title, summary) = match finding.kind {
+        FindingKind::OutsideAllowList => (
+            "outside_allowed_cidrs",
             Severity::High,
             format!("{who} assumed a role from {ip}, outside the allowed networks"),
             format!(
                 "{principal} assumed {role} from {ip}, which is outside allowed_cidrs. Role credentials used from an \
-                 unapproved network can mean stolen credentials; confirm with the owner.",
-                principal = event.principal
+                 unapproved network can mean stolen credentials; confirm with the owner."
             ),
-            network,
         ),
-        IpFinding::NewNetwork { network, first_seen, known_networks } => (
+        FindingKind::NewNetwork { first_seen, known_networks } => (
+            "new_network",
             Severity::Medium,
             format!("{who} assumed a role from new network {network}"),
             format!(
                 "{principal} assumed {role} from {ip} ({network}), a network it has not used in the last {days} days. \
                  It has been seen since {since} on {known_networks} other network(s). A new network for an established \
                  identity is how stolen credentials look; travel or a new ISP looks the same, so confirm with the owner.",
-                principal = event.principal,
                 days = config.network_memory_seconds / 86_400,
-                since = format_rfc3339(*first_seen),
+                since = format_rfc3339(first_seen),
             ),
-            network,
         ),
     };
     let mut alert = Alert::new(
@@ -195,30 +280,24 @@ pub fn alert(config: &UnexpectedSourceIpConfig, event: &AssumeRoleEvent, finding
         // One key per principal and reason, not per network: a principal that
         // starts roaming would otherwise page once per network until it
         // qualifies as roaming.
-        dedup_key(DETECTOR, &[&event.principal, reason]),
-        &event.account_id,
-        &event.principal,
-        event.role_arn.as_deref(),
-        Some(&ip),
-        &event.event_name,
-        event.event_time,
-        event.event_time,
+        dedup_key(DETECTOR, &[principal, reason]),
+        &seen.account_id,
+        principal,
+        seen.role_arn.as_deref(),
+        Some(ip),
+        &seen.event_name,
+        seen.event_time,
+        seen.event_time,
     )
-    .with_detail("network", network.as_str())
-    .with_detail(
-        "reason",
-        if matches!(finding, IpFinding::OutsideAllowList { .. }) { "outside_allowed_cidrs" } else { "new_network" },
-    );
-    if let IpFinding::NewNetwork { known_networks, first_seen, .. } = finding {
+    .with_detail("network", network)
+    .with_detail("reason", reason);
+    if let FindingKind::NewNetwork { known_networks, first_seen } = finding.kind {
         alert = alert
-            .with_detail("known_networks", *known_networks)
-            .with_detail("principal_first_seen", format_rfc3339(*first_seen))
+            .with_detail("known_networks", known_networks)
+            .with_detail("principal_first_seen", format_rfc3339(first_seen))
             .with_detail("learning_period_seconds", config.learning_period_seconds);
     }
-    if let Some(agent) = &event.user_agent {
-        alert = alert.with_detail("user_agent", agent.as_str());
-    }
-    alert.add_event(&event.event_id);
+    alert.add_event(&seen.event_id);
     alert
 }
 
@@ -229,6 +308,27 @@ mod tests {
 
     const DAY: i64 = 86_400;
 
+    /// The single finding of an observation, if any.
+    fn one(mut findings: Vec<IpFinding>) -> Option<IpFinding> {
+        assert!(findings.len() <= 1, "{findings:?}");
+        findings.pop()
+    }
+
+    #[test]
+    fn a_baseline_arriving_late_makes_an_earlier_processed_use_new() {
+        let c = cfg();
+        let mut s = SourceIpState::default();
+        // Day 10 from a new network is processed first: the principal looks brand new.
+        assert_eq!(one(s.observe(&c, &[], &from_ip("alice", "attack", 10 * DAY, "203.0.113.66"))), None);
+        // Its history from day 0 arrives late: the day-10 use was mature and new after all.
+        let got = s.observe(&c, &[], &from_ip("alice", "old", 0, "198.51.100.7"));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].occurrence.event_id, "attack");
+        assert_eq!(got[0].network, "203.0.113.0/24");
+        // Judged once: more late history raises nothing more.
+        assert!(s.observe(&c, &[], &from_ip("alice", "older", DAY / 2, "198.51.100.8")).is_empty());
+    }
+
     fn cfg() -> UnexpectedSourceIpConfig {
         UnexpectedSourceIpConfig::default()
     }
@@ -237,23 +337,26 @@ mod tests {
     fn learning_period_stays_quiet_then_a_new_network_alerts() {
         let c = cfg();
         let mut s = SourceIpState::default();
-        assert_eq!(s.observe(&c, &[], &from_ip("alice", "1", 0, "198.51.100.7")), None);
+        assert_eq!(one(s.observe(&c, &[], &from_ip("alice", "1", 0, "198.51.100.7"))), None);
         // During learning: a second network is simply learned.
-        assert_eq!(s.observe(&c, &[], &from_ip("alice", "2", 3 * DAY, "203.0.113.9")), None);
+        assert_eq!(one(s.observe(&c, &[], &from_ip("alice", "2", 3 * DAY, "203.0.113.9"))), None);
         // Mature, known networks: quiet (same /24, other host).
-        assert_eq!(s.observe(&c, &[], &from_ip("alice", "3", 8 * DAY, "198.51.100.99")), None);
-        let got = s.observe(&c, &[], &from_ip("alice", "4", 9 * DAY, "192.0.2.50"));
-        assert!(matches!(got, Some(IpFinding::NewNetwork { ref network, .. }) if network == "192.0.2.0/24"), "{got:?}");
+        assert_eq!(one(s.observe(&c, &[], &from_ip("alice", "3", 8 * DAY, "198.51.100.99"))), None);
+        let got = one(s.observe(&c, &[], &from_ip("alice", "4", 9 * DAY, "192.0.2.50")));
+        assert!(
+            matches!(got, Some(IpFinding { kind: FindingKind::NewNetwork { .. }, ref network, .. }) if network == "192.0.2.0/24"),
+            "{got:?}"
+        );
     }
 
     #[test]
     fn maturity_is_strictly_after_the_learning_period() {
         let c = cfg();
         let mut s = SourceIpState::default();
-        s.observe(&c, &[], &from_ip("alice", "1", 0, "198.51.100.7"));
-        assert_eq!(s.observe(&c, &[], &from_ip("alice", "2", 7 * DAY, "192.0.2.1")), None);
-        let got = s.observe(&c, &[], &from_ip("alice", "3", 7 * DAY + 1, "203.0.113.1"));
-        assert!(matches!(got, Some(IpFinding::NewNetwork { .. })), "{got:?}");
+        one(s.observe(&c, &[], &from_ip("alice", "1", 0, "198.51.100.7")));
+        assert_eq!(one(s.observe(&c, &[], &from_ip("alice", "2", 7 * DAY, "192.0.2.1"))), None);
+        let got = one(s.observe(&c, &[], &from_ip("alice", "3", 7 * DAY + 1, "203.0.113.1")));
+        assert!(matches!(got, Some(IpFinding { kind: FindingKind::NewNetwork { .. }, .. })), "{got:?}");
     }
 
     #[test]
@@ -262,18 +365,22 @@ mod tests {
         let mut s = SourceIpState::default();
         for i in 0..11 {
             assert_eq!(
-                s.observe(&c, &[], &from_ip("ci", &format!("l{i}"), i64::from(i) * 3600, &format!("198.51.{i}.1"))),
+                one(s.observe(
+                    &c,
+                    &[],
+                    &from_ip("ci", &format!("l{i}"), i64::from(i) * 3600, &format!("198.51.{i}.1"))
+                )),
                 None
             );
         }
         assert_eq!(s.roaming_at(DAY), 1);
-        assert_eq!(s.observe(&c, &[], &from_ip("ci", "new", 20 * DAY, "203.0.113.1")), None);
+        assert_eq!(one(s.observe(&c, &[], &from_ip("ci", "new", 20 * DAY, "203.0.113.1"))), None);
         let allowed: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         assert!(matches!(
-            s.observe(&c, &allowed, &from_ip("ci", "x", 21 * DAY, "203.0.113.2")),
-            Some(IpFinding::OutsideAllowList { .. })
+            one(s.observe(&c, &allowed, &from_ip("ci", "x", 21 * DAY, "203.0.113.2"))),
+            Some(IpFinding { kind: FindingKind::OutsideAllowList, .. })
         ));
-        assert_eq!(s.observe(&c, &allowed, &from_ip("ci", "y", 21 * DAY, "10.1.2.3")), None);
+        assert_eq!(one(s.observe(&c, &allowed, &from_ip("ci", "y", 21 * DAY, "10.1.2.3"))), None);
     }
 
     #[test]
@@ -281,16 +388,16 @@ mod tests {
         let c = cfg();
         let mut s = SourceIpState::default();
         for i in 0..11 {
-            s.observe(&c, &[], &from_ip("ci", &format!("l{i}"), i64::from(i), &format!("198.51.{i}.1")));
+            one(s.observe(&c, &[], &from_ip("ci", &format!("l{i}"), i64::from(i), &format!("198.51.{i}.1"))));
         }
         // Back on one network for long after the roaming memory expires.
         let end = 100 * DAY;
         for d in (20..100).step_by(5) {
-            s.observe(&c, &[], &from_ip("ci", &format!("d{d}"), d * DAY, "198.51.0.1"));
+            one(s.observe(&c, &[], &from_ip("ci", &format!("d{d}"), d * DAY, "198.51.0.1")));
         }
         s.prune(&c, end);
-        let got = s.observe(&c, &[], &from_ip("ci", "late", end + DAY, "203.0.113.5"));
-        assert!(matches!(got, Some(IpFinding::NewNetwork { .. })), "{got:?}");
+        let got = one(s.observe(&c, &[], &from_ip("ci", "late", end + DAY, "203.0.113.5")));
+        assert!(matches!(got, Some(IpFinding { kind: FindingKind::NewNetwork { .. }, .. })), "{got:?}");
     }
 
     #[test]
@@ -298,23 +405,23 @@ mod tests {
         let c = cfg();
         let mut s = SourceIpState::default();
         for d in 0..10 {
-            s.observe(&c, &[], &from_ip("alice", &format!("a{d}"), d * DAY, "198.51.100.7"));
+            one(s.observe(&c, &[], &from_ip("alice", &format!("a{d}"), d * DAY, "198.51.100.7")));
         }
         // Someone else moves the state's newest event far ahead.
-        s.observe(&c, &[], &from_ip("bob", "b", 140 * DAY, "192.0.2.1"));
+        one(s.observe(&c, &[], &from_ip("bob", "b", 140 * DAY, "192.0.2.1")));
         s.prune(&c, 140 * DAY);
-        let got = s.observe(&c, &[], &from_ip("alice", "back", 141 * DAY, "203.0.113.99"));
-        assert!(matches!(got, Some(IpFinding::NewNetwork { .. })), "{got:?}");
+        let got = one(s.observe(&c, &[], &from_ip("alice", "back", 141 * DAY, "203.0.113.99")));
+        assert!(matches!(got, Some(IpFinding { kind: FindingKind::NewNetwork { .. }, .. })), "{got:?}");
     }
 
     #[test]
     fn late_files_do_not_make_known_networks_new() {
         let c = cfg();
         let mut s = SourceIpState::default();
-        s.observe(&c, &[], &from_ip("alice", "1", 0, "198.51.100.7"));
-        s.observe(&c, &[], &from_ip("alice", "2", 10 * DAY, "198.51.100.7"));
+        one(s.observe(&c, &[], &from_ip("alice", "1", 0, "198.51.100.7")));
+        one(s.observe(&c, &[], &from_ip("alice", "2", 10 * DAY, "198.51.100.7")));
         // An older event from the same network, processed late.
-        assert_eq!(s.observe(&c, &[], &from_ip("alice", "3", 9 * DAY, "198.51.100.8")), None);
+        assert_eq!(one(s.observe(&c, &[], &from_ip("alice", "3", 9 * DAY, "198.51.100.8"))), None);
     }
 
     #[test]
@@ -323,7 +430,7 @@ mod tests {
         let allowed: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let mut s = SourceIpState::default();
         for (i, src) in ["lambda.amazonaws.com", "AWS Internal", "06.237.252.245"].iter().enumerate() {
-            assert_eq!(s.observe(&c, &allowed, &from_ip("svc", &i.to_string(), 0, src)), None);
+            assert_eq!(one(s.observe(&c, &allowed, &from_ip("svc", &i.to_string(), 0, src))), None);
         }
         assert!(s.principals.is_empty());
     }
