@@ -284,10 +284,15 @@ fn toml_location(err: &toml::de::Error, text: &str) -> String {
         .lines()
         .rev()
         .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|s| format!(" in {s}"))
-        .unwrap_or_default();
-    format!(" (line {line_no}: `{line}`{section})")
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|s| s.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    // `key = value` on that line names the key the way check-config does.
+    let key = line.split_once('=').map(|(k, _)| k.trim()).filter(|k| !k.is_empty() && !k.starts_with('['));
+    match (section, key) {
+        (Some(section), Some(key)) => format!(" (key {section}.{key}, line {line_no}: `{line}`)"),
+        (None, Some(key)) => format!(" (key {key}, line {line_no}: `{line}`)"),
+        _ => format!(" (line {line_no}: `{line}`)"),
+    }
 }
 
 #[cfg(test)]
@@ -308,7 +313,7 @@ mod tests {
     #[test]
     fn bad_values_name_the_key_and_value() {
         let err = Config::from_toml_str("[repeated_failures]\nthreshold = -1\n").unwrap_err().to_string();
-        assert!(err.contains("threshold") || err.contains("-1"), "{err}");
+        assert!(err.contains("repeated_failures.threshold") && err.contains("-1"), "{err}");
         let err = Config::from_toml_str("[unexpected_source_ip]\nallowed_cidrs = [\"10.0.0.0/33\"]\n")
             .unwrap_err()
             .to_string();

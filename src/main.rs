@@ -4,7 +4,6 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use rolewatch::alert::Alert;
 use rolewatch::config::Config;
@@ -72,9 +71,8 @@ fn main() -> ExitCode {
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     match path {
-        Some(path) => {
-            Config::from_file(path).context("hint: `rolewatch check-config --config FILE` explains every key")
-        }
+        Some(path) => Config::from_file(path)
+            .map_err(|e| anyhow::anyhow!("{e}\nhint: keys and defaults are in the README's Configuration section")),
         None => Ok(Config::default()),
     }
 }
@@ -94,7 +92,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(path) => Box::new(FileStateStore::new(path)),
                 None => Box::new(MemoryStateStore::default()),
             };
-            let loaded = store.load().context("hint: move the file aside to start with fresh state")?;
+            let loaded = store
+                .load()
+                .map_err(|e| anyhow::anyhow!("{e}\nhint: move the file aside to start with fresh state"))?;
             let mut engine = Engine::new(&config, loaded);
             let (files, skipped, problems) = collect_inputs(&paths);
             let mut failed = problems.len() as u64;
