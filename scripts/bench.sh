@@ -6,12 +6,17 @@
 # Ratios, not absolute times, are the targets: the machine is shared and noisy,
 # so each pair runs interleaved RUNS times and the medians are compared.
 #
-# Environment: RUNS (default 5), BENCH_WORK (default bench-work).
+# The Lambda section streams one >1 GiB (decompressed) object from moto_server
+# through the deployed handler (lambda/examples/bench_s3_object.rs) and
+# checks the process's peak RSS against the smallest Lambda memory, 128 MB.
+#
+# Environment: RUNS (default 5), LAMBDA_RUNS (default 3), BENCH_WORK (default bench-work).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$PWD
 runs=${RUNS:-5}
+lambda_runs=${LAMBDA_RUNS:-3}
 work=${BENCH_WORK:-bench-work}
 mkdir -p "$work"
 
@@ -37,10 +42,15 @@ generate() { # generate TARGET ARGS...: once; a finished target is reused
 generate big.json.gz --records 150000 --seed 7
 generate huge.json.gz --records 750000 --seed 7
 generate many --files 500 --records 2000 --seed 7
+generate lambda.json.gz --records 880000 --seed 7  # 1,087 MB of JSON (> 1 GiB)
 
 echo "bench: cargo build --release" >&2
 cargo build --release --quiet
 rolewatch=$root/target/release/rolewatch
+echo "bench: cargo build --release -p rolewatch-lambda --example bench_s3_object" >&2
+cargo build --release --quiet -p rolewatch-lambda --example bench_s3_object
+bench_s3_object=$root/target/release/examples/bench_s3_object
+[[ -x .venv/bin/moto_server ]] || scripts/install-tools.sh  # moto_server for the Lambda section
 
 # Decompressed bytes of gzip files: ISIZE from each file's last member (the
 # generator writes one member per file, each far below 4 GiB).
@@ -84,6 +94,19 @@ typical_file=$(find "$work/many" -name '*.json.gz' | sort | awk 'NR == 1')  # aw
 cargo bench --quiet --bench state -- 100000 "$typical_file" >"$work/state.out"
 state() { sed -n "s/^$1=//p" "$work/state.out"; }
 
+# The Lambda path: each run starts its own moto_server, uploads the object
+# from a child process and invokes the handler once; prints name=value lines.
+echo "bench: Lambda handler, lambda.json.gz from moto_server, $lambda_runs runs" >&2
+rm -f "$work"/lambda.run.*
+for ((i = 1; i <= lambda_runs; i++)); do
+    "$bench_s3_object" "$work/lambda.json.gz" >"$work/lambda.run.$i" 2>"$work/lambda.stderr" ||
+        { tail -20 "$work/lambda.stderr" >&2; echo "bench: bench_s3_object failed" >&2; exit 1; }
+done
+lambda() { # lambda NAME median|max: over the runs
+    sed -n "s/^$1=//p" "$work"/lambda.run.* | sort -g |
+        awk -v how="$2" '{v[NR]=$1} END {print (how == "max" ? v[NR] : v[int((NR+1)/2)])}'
+}
+
 big_bytes=$(json_bytes "$work/big.json.gz")
 huge_bytes=$(json_bytes "$work/huge.json.gz")
 many_bytes=$(json_bytes "$work/many")
@@ -93,10 +116,13 @@ python3 - "$big_bytes" "$huge_bytes" "$many_bytes" \
     "$(median_col replay_big 2)" "$(median_col replay_huge 2)" "$(median_col replay_many 2)" \
     "$(median_col gzip_big 0)" "$(median_col replay_big 0)" "$(median_col replay_huge 0)" "$(median_col replay_many 0)" \
     "$(state principals)" "$(state state_bytes)" "$(state save_ms)" "$(state load_ms)" "$(state file_process_ms)" \
-    "$runs" <<'EOF'
+    "$runs" \
+    "$(lambda json_bytes max)" "$(lambda records max)" "$(lambda role_assumptions max)" "$(lambda wall_s median)" \
+    "$(lambda cpu_s median)" "$(lambda rss_before_kib max)" "$(lambda peak_rss_kib max)" "$lambda_runs" <<'EOF'
 import sys
 (big_b, huge_b, many_b, gz_s, big_s, huge_s, many_s, big_kb, huge_kb, many_kb,
- gz_cpu, big_cpu, huge_cpu, many_cpu, principals, state_b, save_ms, load_ms, file_ms, runs) = sys.argv[1:]
+ gz_cpu, big_cpu, huge_cpu, many_cpu, principals, state_b, save_ms, load_ms, file_ms, runs,
+ lam_b, lam_records, lam_events, lam_s, lam_cpu, lam_before_kb, lam_peak_kb, lam_runs) = sys.argv[1:]
 big_b, huge_b, many_b = int(big_b), int(huge_b), int(many_b)
 gz_s, big_s, huge_s, many_s, gz_cpu, big_cpu, huge_cpu, many_cpu = (
     max(float(x), 0.01) for x in (gz_s, big_s, huge_s, many_s, gz_cpu, big_cpu, huge_cpu, many_cpu))
@@ -120,6 +146,14 @@ for name, b, s, cpu, rss in rows:
     rss_text = f"{rss:.1f} MB" if rss is not None else "-"
     print(f"{name:<52} {b / 1e6:>8.1f} {s:>7.2f} {mbps(b, s):>7.0f} {cpu:>7.2f} {rss_text:>9}")
 state_mb = int(state_b) / 1e6
+lam_b, lam_s, lam_cpu = int(lam_b), max(float(lam_s), 0.01), float(lam_cpu)
+lam_before_mb, lam_peak_mb = int(lam_before_kb) / 1024, int(lam_peak_kb) / 1024
+print(f"\nLambda handler, one object from moto_server ({int(lam_records):,} records, {int(lam_events):,} role"
+      f" assumptions), median wall / max RSS of {lam_runs} runs:")
+print(f"{'lambda.json.gz via S3 GetObject -> SNS -> S3 state':<52} {lam_b / 1e6:>8.1f} {lam_s:>7.2f}"
+      f" {mbps(lam_b, lam_s):>7.0f} {lam_cpu:>7.2f} {lam_peak_mb:>6.1f} MB")
+print(f"  process RSS before the invocation (runtime + SDK clients): {lam_before_mb:.1f} MB;"
+      f" the invocation added {lam_peak_mb - lam_before_mb:.1f} MB")
 print(f"\nstate with {principals} principals: {state_mb:.1f} MB JSON, save {save_ms:.1f} ms, load {load_ms:.1f} ms;"
       f" processing one typical file (2000 records): {file_ms:.1f} ms")
 
@@ -130,6 +164,8 @@ checks.append(("peak RSS, 150k records", f"{big_mb:.1f} MB", "<= 64 MB", big_mb 
 checks.append(("peak RSS, 750k records", f"{huge_mb:.1f} MB", "<= 64 MB", huge_mb <= 64))
 growth = huge_mb / big_mb
 checks.append(("RSS growth for a 5x larger file", f"{growth:.2f}x", "<= 1.25x (flat)", growth <= 1.25))
+checks.append((f"Lambda peak RSS, {lam_b / 1e6:,.0f} MB object", f"{lam_peak_mb:.1f} MB", "< 128 MB",
+               lam_b >= 2**30 and lam_peak_mb < 128))
 many_ratio = mbps(many_b, many_s) / mbps(big_b, big_s)
 checks.append(("many small files / big file throughput", f"{many_ratio:.2f}", ">= 0.80", many_ratio >= 0.8))
 # CPU time is what the machine's other load disturbs least; shown to read the wall ratios by.
