@@ -15,7 +15,7 @@ use crate::engine::Engine;
 
 /// Role assumptions applied at a time from one file: bounds memory (about
 /// 0.8 KB each) whatever the file holds.
-const CHUNK_EVENTS: usize = 16_384;
+const CHUNK_EVENTS: usize = 4_096;
 /// Bad records printed per file before the rest are only counted.
 const MAX_RECORD_PROBLEMS_SHOWN: usize = 10;
 
