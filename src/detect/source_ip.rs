@@ -141,6 +141,9 @@ impl SourceIpState {
         baseline.learn(&network, t, if mature { None } else { Some(Occurrence::of(event)) });
         if baseline.qualifies_as_roaming(t, learning, config.roaming_networks) {
             baseline.roaming_until = Some(baseline.roaming_until.unwrap_or(t).max(t + memory));
+            // A roaming principal's new networks are normal: nothing to judge again,
+            // and a roaming CI identity costs a flag, not an occurrence per network.
+            baseline.networks.iter_mut().for_each(|s| s.unjudged = None);
         }
         let roaming = baseline.roaming_until.is_some_and(|until| t <= until);
         if baseline.first_seen < first_seen {
