@@ -2,39 +2,13 @@
 //! stdout/stderr split, state across runs, skipped and broken inputs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use crate::run::{alerts, rolewatch, stderr, stdout, summary};
 use serde_json::Value;
-
-fn rolewatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rolewatch")).args(args).output().expect("the rolewatch binary runs")
-}
 
 fn data(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel).display().to_string()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn alerts(out: &Output) -> Vec<Value> {
-    stdout(out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
-        .collect()
-}
-
-/// A number from the stderr summary, e.g. `summary(&out, "role assumptions")`.
-fn summary(out: &Output, field: &str) -> u64 {
-    let err = stderr(out);
-    let line = err.lines().rev().find(|l| l.contains("records: ")).unwrap_or_else(|| panic!("no summary in: {err}"));
-    let rest = line.split(&format!("{field}: ")).nth(1).unwrap_or_else(|| panic!("no {field} in: {line}"));
-    rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
 }
 
 /// Failures of one principal as a CloudTrail file, `n` of them from `start` (seconds into 2026-10-05 10:00).

@@ -3,4 +3,5 @@ mod cli;
 mod malformed;
 mod month;
 mod public_data;
+mod run;
 mod safety;

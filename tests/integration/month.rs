@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use crate::run::{alerts, rolewatch, stderr, summary};
 use serde_json::Value;
 
 /// The contract asks for about one false alarm a week; a month may have five.
@@ -28,30 +29,6 @@ fn generate_month() -> Month {
     assert!(out.status.success(), "gen_month.py failed: {}", String::from_utf8_lossy(&out.stderr));
     let manifest = serde_json::from_slice(&out.stdout).expect("gen_month.py prints a JSON manifest");
     Month { dir, manifest }
-}
-
-fn rolewatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rolewatch")).args(args).output().expect("the rolewatch binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn alerts(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
-        .collect()
-}
-
-/// A number from the stderr summary line, e.g. `role assumptions: 8591`.
-fn summary(out: &Output, field: &str) -> u64 {
-    let err = stderr(out);
-    let line =
-        err.lines().rev().find(|l| l.contains("role assumptions: ")).unwrap_or_else(|| panic!("no summary in: {err}"));
-    let rest = line.split(&format!("{field}: ")).nth(1).unwrap_or_else(|| panic!("no {field:?} in: {line}"));
-    rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
 }
 
 fn str_set(v: &Value) -> HashSet<String> {

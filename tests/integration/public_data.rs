@@ -4,42 +4,15 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use crate::run::{alerts, rolewatch, stderr, stdout, summary};
 use serde_json::Value;
 
 const FAMILY: [&str; 3] = ["AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"];
 
 fn data_dir(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
-}
-
-fn rolewatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rolewatch")).args(args).output().expect("the rolewatch binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn alerts(out: &Output) -> Vec<Value> {
-    stdout(out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
-        .collect()
-}
-
-/// A number from the stderr summary line, e.g. `role assumptions: 49`.
-fn summary(out: &Output, field: &str) -> u64 {
-    let err = stderr(out);
-    let line =
-        err.lines().rev().find(|l| l.contains("role assumptions: ")).unwrap_or_else(|| panic!("no summary in: {err}"));
-    let rest = line.split(&format!("{field}: ")).nth(1).unwrap_or_else(|| panic!("no {field:?} in: {line}"));
-    rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
 }
 
 /// The records of a `.json` or gzip `.json.gz` CloudTrail file.

@@ -4,9 +4,10 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
+use crate::run::rolewatch;
 use proptest::prelude::*;
 use rolewatch::alert::{clean_text, Alert};
 use rolewatch::cloudtrail::{read_input, InputEvents, InputLimits, ReadFailure, ASSUME_ROLE_FAMILY};
@@ -308,10 +309,6 @@ proptest! {
 }
 
 // ---- what the CLI prints when the input is hostile ----
-
-fn rolewatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rolewatch")).args(args).output().expect("the rolewatch binary runs")
-}
 
 /// Characters that forge lines, colour terminals or reorder text.
 fn is_unsafe(c: char) -> bool {
