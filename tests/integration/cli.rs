@@ -2,7 +2,6 @@
 //! stdout/stderr split, state across runs, skipped and broken inputs.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use crate::run::{alerts, rolewatch, stderr, stdout, summary};
 use serde_json::Value;
