@@ -34,7 +34,7 @@ LOGS := $(CURDIR)/target/make-test
 # Closes with one line for the whole run: every cargo test binary's counts
 # plus the template checks (each step already failed the run on any failure).
 test: tools fmt-check clippy cargo-test lint-template
-	cat $(LOGS)/cargo-test.log $(LOGS)/template.log | awk '
+	@cat $(LOGS)/cargo-test.log $(LOGS)/template.log | awk '
 	  /^test result: / { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } }
 	  /^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3 }
 	  END { printf "total: %d passed, %d failed\n", p, f; exit (f > 0) }'
