@@ -8,59 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rolewatch::config::Config;
-use rolewatch::state::State;
 use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
-use rolewatch_lambda::ports::{LoadedState, SaveOutcome, StateError, StateRepo, StateVersion};
 use rolewatch_lambda::Handler;
 
+use crate::contended::ContendedState;
 use crate::harness::{
     cloudtrail_gz, denied_assume_role, granted_assume_role, log_key, other_call, s3_event, Fixture, ACCOUNT,
     STATE_BUCKET, TRAIL_BUCKET,
 };
-
-/// The real S3 state store, slowed between load and save so concurrent
-/// invocations really do overlap, and counting the conflicts they meet.
-///
-/// moto checks `If-Match` and then writes without a lock (its server is
-/// threaded), so two PUTs racing on the same ETag can both succeed there,
-/// which S3 never allows. Conditional PUTs are therefore sent one at a time
-/// (`in_flight`), which gives moto S3's atomic compare-and-swap; loads still
-/// overlap freely, so invocations still work from stale state and conflict.
-struct Overlapping {
-    inner: S3StateRepo,
-    conflicts: Arc<AtomicUsize>,
-    in_flight: tokio::sync::Mutex<()>,
-}
-
-impl StateRepo for Overlapping {
-    async fn load(&self, account: &str) -> Result<LoadedState, StateError> {
-        let loaded = self.inner.load(account).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        loaded
-    }
-
-    async fn save(
-        &self,
-        account: &str,
-        state: &State,
-        expected: Option<&StateVersion>,
-    ) -> Result<SaveOutcome, StateError> {
-        let _one_at_a_time = self.in_flight.lock().await;
-        let saved = self.inner.save(account, state, expected).await;
-        if matches!(saved, Ok(SaveOutcome::Conflict)) {
-            self.conflicts.fetch_add(1, Ordering::SeqCst);
-        }
-        saved
-    }
-
-    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
-        self.inner.quarantine(account, raw).await
-    }
-
-    fn location(&self, account: &str) -> String {
-        self.inner.location(account)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_invocations_lose_no_update_and_raise_a_split_burst_once() {
@@ -71,11 +26,11 @@ async fn concurrent_invocations_lose_no_update_and_raise_a_split_burst_once() {
     let conflicts = Arc::new(AtomicUsize::new(0));
     let handler = Arc::new(Handler::new(
         S3Source::new(s3.clone()),
-        Overlapping {
-            inner: S3StateRepo::new(s3, STATE_BUCKET, prefix),
-            conflicts: Arc::clone(&conflicts),
-            in_flight: tokio::sync::Mutex::new(()),
-        },
+        ContendedState::new(
+            S3StateRepo::new(s3, STATE_BUCKET, prefix),
+            Duration::from_millis(300),
+            Arc::clone(&conflicts),
+        ),
         SnsSink::new(aws_sdk_sns::Client::new(&fx.sdk), &fx.topic_arn),
         settings.config.clone(),
     ));

@@ -10,12 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rolewatch::state::State;
 use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
-use rolewatch_lambda::ports::{LoadedState, SaveOutcome, StateError, StateRepo, StateVersion};
 use rolewatch_lambda::Handler;
 use serde_json::Value;
 
+use crate::contended::ContendedState;
 use crate::harness::{cloudtrail_gz, s3_event, Fixture, STATE_BUCKET, TRAIL_BUCKET};
 use crate::synth::{
     account_key, account_of, denied, distinct, granted, long_session, oracle, other, recorded_inputs, report,
@@ -27,47 +26,6 @@ const WORKERS: usize = 8;
 const OBJECTS_PER_INVOCATION: usize = 4;
 /// Lambda retries a failed asynchronous invocation twice.
 const ATTEMPTS: usize = 3;
-
-/// The real S3 state store, counting conflicts. moto checks `If-Match` and
-/// then writes without a lock, so two racing conditional PUTs could both
-/// succeed there, which S3 never allows: as in the concurrency test, PUTs
-/// go one at a time (S3's atomic compare-and-swap), while loads overlap
-/// freely and a short pause after each keeps invocations on stale state.
-struct Counting {
-    inner: S3StateRepo,
-    conflicts: Arc<AtomicUsize>,
-    in_flight: tokio::sync::Mutex<()>,
-}
-
-impl StateRepo for Counting {
-    async fn load(&self, account: &str) -> Result<LoadedState, StateError> {
-        let loaded = self.inner.load(account).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        loaded
-    }
-
-    async fn save(
-        &self,
-        account: &str,
-        state: &State,
-        expected: Option<&StateVersion>,
-    ) -> Result<SaveOutcome, StateError> {
-        let _one_at_a_time = self.in_flight.lock().await;
-        let saved = self.inner.save(account, state, expected).await;
-        if matches!(saved, Ok(SaveOutcome::Conflict)) {
-            self.conflicts.fetch_add(1, Ordering::SeqCst);
-        }
-        saved
-    }
-
-    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
-        self.inner.quarantine(account, raw).await
-    }
-
-    fn location(&self, account: &str) -> String {
-        self.inner.location(account)
-    }
-}
 
 /// Per account: eleven objects of benign traffic; objects 1-5 each also
 /// hold one AccessDenied of a burst of five (the threshold) within five
@@ -142,11 +100,11 @@ async fn load() {
     let conflicts = Arc::new(AtomicUsize::new(0));
     let handler = Arc::new(Handler::new(
         S3Source::new(s3.clone()),
-        Counting {
-            inner: S3StateRepo::new(s3, STATE_BUCKET, prefix),
-            conflicts: Arc::clone(&conflicts),
-            in_flight: tokio::sync::Mutex::new(()),
-        },
+        ContendedState::new(
+            S3StateRepo::new(s3, STATE_BUCKET, prefix),
+            Duration::from_millis(50),
+            Arc::clone(&conflicts),
+        ),
         SnsSink::new(aws_sdk_sns::Client::new(&fx.sdk), &fx.topic_arn),
         fx.settings(prefix).config,
     ));

@@ -5,6 +5,7 @@
 //! `.venv/bin` first). Every test starts its own server on a free port.
 
 mod concurrency;
+mod contended;
 mod fault_matrix;
 mod faults;
 mod harness;

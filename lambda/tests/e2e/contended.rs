@@ -1,0 +1,61 @@
+//! The real S3 state store as concurrent invocations meet it in tests.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rolewatch::state::State;
+use rolewatch_lambda::aws::S3StateRepo;
+use rolewatch_lambda::ports::{LoadedState, SaveOutcome, StateError, StateRepo, StateVersion};
+
+/// The real S3 state store, paused after each load so concurrent
+/// invocations really do work from stale state, and counting the conflicts
+/// they meet.
+///
+/// moto checks `If-Match` and then writes without a lock (its server is
+/// threaded), so two PUTs racing on the same ETag can both succeed there,
+/// which S3 never allows. Conditional PUTs are therefore sent one at a time
+/// (`in_flight`), which gives moto S3's atomic compare-and-swap; loads still
+/// overlap freely, so invocations still conflict.
+pub struct ContendedState {
+    inner: S3StateRepo,
+    load_pause: Duration,
+    conflicts: Arc<AtomicUsize>,
+    in_flight: tokio::sync::Mutex<()>,
+}
+
+impl ContendedState {
+    pub fn new(inner: S3StateRepo, load_pause: Duration, conflicts: Arc<AtomicUsize>) -> Self {
+        ContendedState { inner, load_pause, conflicts, in_flight: tokio::sync::Mutex::new(()) }
+    }
+}
+
+impl StateRepo for ContendedState {
+    async fn load(&self, account: &str) -> Result<LoadedState, StateError> {
+        let loaded = self.inner.load(account).await;
+        tokio::time::sleep(self.load_pause).await;
+        loaded
+    }
+
+    async fn save(
+        &self,
+        account: &str,
+        state: &State,
+        expected: Option<&StateVersion>,
+    ) -> Result<SaveOutcome, StateError> {
+        let _one_at_a_time = self.in_flight.lock().await;
+        let saved = self.inner.save(account, state, expected).await;
+        if matches!(saved, Ok(SaveOutcome::Conflict)) {
+            self.conflicts.fetch_add(1, Ordering::SeqCst);
+        }
+        saved
+    }
+
+    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
+        self.inner.quarantine(account, raw).await
+    }
+
+    fn location(&self, account: &str) -> String {
+        self.inner.location(account)
+    }
+}
