@@ -153,7 +153,8 @@ fn write_text(out: &mut impl Write, alert: &Alert) -> io::Result<()> {
         out,
         "         principal={} role={} source={} events={} key={}",
         alert.principal,
-        alert.role_arn.as_deref().unwrap_or("-"),
+        // AccessDenied records name the probed role only in their message.
+        alert.role_arn.as_deref().or(alert.details.get("denied_role_arn").and_then(|v| v.as_str())).unwrap_or("-"),
         alert.source_ip.as_deref().unwrap_or("-"),
         alert.event_count,
         alert.dedup_key
