@@ -156,7 +156,7 @@ impl Alert {
                 "rolewatch could not read {source}: {reason}. Role assumptions in it were not checked. \
                  Check whether the object was truncated, replaced or tampered with, and whether log delivery is healthy."
             ),
-            dedup_key("unreadable_input", &[&source]),
+            dedup_key("unreadable_input", &[&source, &reason]),
             account_id.unwrap_or("unknown"),
             "rolewatch",
             None,

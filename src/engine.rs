@@ -190,6 +190,18 @@ impl Engine {
         }
     }
 
+    /// Raises an operational alert (an unreadable input) once per dedup key
+    /// for as long as the state remembers it, however often the input is
+    /// retried or redelivered.
+    pub fn raise_once(&mut self, alert: Alert) -> Option<Alert> {
+        if self.state.raised.contains_key(&alert.dedup_key) {
+            return None;
+        }
+        let at = self.state.watermark.unwrap_or(0);
+        self.state.raised.insert(alert.dedup_key.clone(), vec![at]);
+        Some(alert)
+    }
+
     /// Principals currently roaming (newest event time), for the run summary.
     pub fn roaming_principals(&self) -> usize {
         self.state.watermark.map_or(0, |w| self.state.unexpected_source_ip.roaming_at(w))

@@ -324,6 +324,10 @@ where
         // Objects are read at most once per invocation, however many
         // conflicts force the events to be applied again.
         let mut reads: HashMap<ObjectRef, ReadOutcome> = HashMap::new();
+        // An alert's identity within the invocation: its key and when its
+        // incident started. The key alone is not enough: the engine raises
+        // the same key again once the cooldown has passed.
+        let identity = |a: &Alert| format!("{}|{}", a.dedup_key, a.first_event_time);
         let mut published: HashSet<String> = HashSet::new();
         let account_id = (account != UNKNOWN_ACCOUNT).then_some(account);
 
@@ -378,7 +382,14 @@ where
                         // not marked processed: a repaired copy is read in full.
                         changed = true;
                         pending.extend(engine.apply_unrecorded(&partial.events));
-                        pending.push(Alert::unreadable_input(&input_id, account_id, reason, now()));
+                        // Once per object and reason while state remembers it, not
+                        // once per retry or redelivery.
+                        pending.extend(engine.raise_once(Alert::unreadable_input(
+                            &input_id,
+                            account_id,
+                            reason,
+                            now(),
+                        )));
                         failures.insert(object.clone(), FailureCause::Unreadable(reason.clone()));
                     }
                     Some(ReadOutcome::Fetch(reason)) => {
@@ -393,8 +404,8 @@ where
             // on retry (same dedup_key) instead of losing the alert.
             let mut fresh: Vec<Alert> = Vec::new();
             for alert in pending {
-                if !published.contains(&alert.dedup_key)
-                    && !fresh.iter().any(|a: &Alert| a.dedup_key == alert.dedup_key)
+                if !published.contains(&identity(&alert))
+                    && !fresh.iter().any(|a: &Alert| identity(a) == identity(&alert))
                 {
                     fresh.push(alert);
                 }
@@ -407,7 +418,7 @@ where
                     info!(account = %account, detector = %alert.detector, severity = alert.severity.as_str(),
                         dedup_key = %alert.dedup_key, "alert published");
                 }
-                published.extend(fresh.into_iter().map(|a| a.dedup_key));
+                published.extend(fresh.iter().map(identity));
             }
             report.alerts = published.len();
 
@@ -680,7 +691,7 @@ mod tests {
             let stored = self.stored.lock().map_err(|_| poisoned())?.clone();
             match stored {
                 None => Ok(LoadedState::Missing),
-                Some((bytes, v)) => LoadedState::from_bytes(bytes, StateVersion(v.to_string()), "memory://state"),
+                Some((bytes, v)) => Ok(LoadedState::from_bytes(bytes, StateVersion(v.to_string()))),
             }
         }
 
@@ -803,7 +814,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_state_of_another_format_is_an_error_not_a_reset() {
+    async fn a_state_of_another_format_is_set_aside_not_a_crash_loop() {
         let k = key("20261005T1005Z_a");
         let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
         let repo = Memory::default();
@@ -811,11 +822,49 @@ mod tests {
             *stored = Some((br#"{"format": 99}"#.to_vec(), 1));
         }
         let h = handler(objects, repo, Sink::default());
-        let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("format 99"), "{err}");
-        assert!(published(&h).is_empty(), "nothing raised, nothing reset");
-        let kept = h.repo.stored.lock().ok().and_then(|s| s.clone()).map(|(b, _)| b).unwrap_or_default();
-        assert_eq!(kept, br#"{"format": 99}"#.to_vec(), "the other version's state is left alone");
+        assert!(h.handle(event(&[&k])).await.is_ok(), "the account keeps working");
+        let mut got = published(&h);
+        got.sort();
+        assert_eq!(got, ["repeated_failures", "state_reset"]);
+        let kept_aside = h
+            .sink
+            .published
+            .lock()
+            .map(|p| p.iter().any(|a| a.detector == "state_reset" && a.details.get("quarantined_to").is_some()));
+        assert_eq!(kept_aside.ok(), Some(true), "the other version's state is kept aside and reported");
+    }
+
+    #[tokio::test]
+    async fn the_same_key_raised_again_after_its_cooldown_is_published_again() {
+        // Two bursts by the same principal two hours apart, in one invocation.
+        let (a, b) = (key("20261005T1005Z_a"), key("20261005T1205Z_b"));
+        let later: Vec<Value> = (0..5)
+            .map(|i| {
+                let mut r = denied(&format!("late{i}"), i * 5);
+                r["eventTime"] = json!(format!("2026-10-05T12:00:{:02}Z", i * 5));
+                r
+            })
+            .collect();
+        let objects = Objects {
+            objects: HashMap::from([
+                (a.clone(), burst_log("e")),
+                (b.clone(), json!({ "Records": later }).to_string().into_bytes()),
+            ]),
+            ..Objects::default()
+        };
+        let h = handler(objects, Memory::default(), Sink::default());
+        assert!(h.handle(event(&[&a, &b])).await.is_ok());
+        assert_eq!(published(&h), ["repeated_failures", "repeated_failures"]);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_object_pages_once_however_often_it_is_retried() {
+        let gone = key("20261005T1005Z_gone");
+        let h = handler(Objects::default(), Memory::default(), Sink::default());
+        for _ in 0..3 {
+            assert!(h.handle(event(&[&gone])).await.is_err(), "each retry still fails, so the DLQ gets it");
+        }
+        assert_eq!(published(&h), ["unreadable_input"]);
     }
 
     #[tokio::test]

@@ -55,17 +55,15 @@ pub enum LoadedState {
 }
 
 impl LoadedState {
-    /// Reads stored state bytes. Unparseable bytes are [`LoadedState::Corrupt`]
-    /// (copied aside and replaced); a state of another format version is an
-    /// error instead: it was written by another rolewatch version (a
-    /// rollback?) and resetting it would throw away good baselines.
-    pub fn from_bytes(raw: Vec<u8>, version: StateVersion, location: &str) -> Result<LoadedState, StateError> {
+    /// Reads stored state bytes. Bytes that are not this version's state,
+    /// unparseable or of another format version (a rollback after a newer
+    /// release wrote it), are [`LoadedState::Corrupt`]: copied aside to
+    /// quarantine and replaced, so the account keeps working instead of
+    /// failing every invocation, and nothing is lost.
+    pub fn from_bytes(raw: Vec<u8>, version: StateVersion) -> LoadedState {
         match State::from_json_slice(&raw) {
-            Ok(state) => Ok(LoadedState::Found { state, version }),
-            Err(err @ rolewatch::state::StateError::Format { .. }) => {
-                Err(StateError { operation: "load", location: location.to_owned(), reason: err.to_string() })
-            }
-            Err(err) => Ok(LoadedState::Corrupt { version, raw, reason: err.to_string() }),
+            Ok(state) => LoadedState::Found { state, version },
+            Err(err) => LoadedState::Corrupt { version, raw, reason: err.to_string() },
         }
     }
 }

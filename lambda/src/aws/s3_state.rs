@@ -53,7 +53,7 @@ impl StateRepo for S3StateRepo {
         };
         let version = StateVersion(output.e_tag().unwrap_or_default().to_owned());
         let raw = output.body.collect().await.map_err(|err| self.error("load", &key, super::describe(&err)))?.to_vec();
-        LoadedState::from_bytes(raw, version, &self.location(account))
+        Ok(LoadedState::from_bytes(raw, version))
     }
 
     async fn save(
