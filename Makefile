@@ -18,9 +18,9 @@ MAKEFLAGS += --no-builtin-rules
 VENV := $(CURDIR)/.venv
 # The pinned tools (moto_server, cargo lambda + zig, cfn-lint, sam) come
 # first on PATH for every recipe, and Rust tests find them through either
-# PATH or ROLEWATCH_TEST_TOOLS.
+# PATH or TEST_TOOLS_BIN.
 export PATH := $(VENV)/bin:$(PATH)
-export ROLEWATCH_TEST_TOOLS := $(VENV)/bin
+export TEST_TOOLS_BIN := $(VENV)/bin
 # sam: no telemetry, and a region for the offline validation it does.
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1

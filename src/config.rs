@@ -142,6 +142,11 @@ const KEYS: [(&str, &str); 11] = [
     ("input", "max_record_bytes"),
 ];
 
+/// Every detector and input variable name, `ROLEWATCH_<SECTION>_<KEY>`.
+pub fn env_var_names() -> Vec<String> {
+    KEYS.iter().map(|(section, key)| env_var_name(section, key)).collect()
+}
+
 /// The environment variable for a key: `ROLEWATCH_<SECTION>_<KEY>`.
 pub fn env_var_name(section: &str, key: &str) -> String {
     format!("ROLEWATCH_{}_{}", section.to_ascii_uppercase(), key.to_ascii_uppercase())

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Without `--endpoint` it starts `moto_server` on a free port
-//! (`ROLEWATCH_TEST_TOOLS`, else `.venv/bin`, else PATH) and stops it at the
+//! (`TEST_TOOLS_BIN`, else `.venv/bin`, else PATH) and stops it at the
 //! end. It creates the trail and state buckets and the alert topic, uploads
 //! FILE under a real CloudTrail key *from a child process* (so this process
 //! never holds the object: its peak RSS is the function's), then builds the
@@ -268,10 +268,10 @@ impl Drop for Moto {
     }
 }
 
-/// `ROLEWATCH_TEST_TOOLS/moto_server`, else the repository's `.venv`, else PATH.
+/// `TEST_TOOLS_BIN/moto_server`, else the repository's `.venv`, else PATH.
 fn moto_server() -> PathBuf {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin");
-    std::env::var_os("ROLEWATCH_TEST_TOOLS")
+    std::env::var_os("TEST_TOOLS_BIN")
         .map(PathBuf::from)
         .into_iter()
         .chain([venv])

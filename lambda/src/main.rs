@@ -10,7 +10,9 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
-    let settings = match Settings::from_env_lookup(|name| std::env::var(name).ok()) {
+    let settings = match Settings::check_variable_names(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()))
+        .and_then(|()| Settings::from_env_lookup(|name| std::env::var(name).ok()))
+    {
         Ok(settings) => settings,
         Err(err) => {
             tracing::error!(error = %err, "invalid configuration; the function cannot start");

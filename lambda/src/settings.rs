@@ -2,7 +2,7 @@
 //! once at cold start. A bad value stops the function with an error that
 //! names the variable.
 
-use rolewatch::config::{Config, ConfigError};
+use rolewatch::config::{env_var_names, Config, ConfigError};
 use thiserror::Error;
 
 use crate::aws::DEFAULT_STATE_PREFIX;
@@ -29,11 +29,28 @@ pub enum SettingsError {
     Missing { name: &'static str, meaning: &'static str },
     #[error("{name}={value:?} is invalid: {reason}")]
     Invalid { name: &'static str, value: String, reason: &'static str },
+    #[error("{name} is not a rolewatch setting (misspelt?); the settings are {known}")]
+    Unknown { name: String, known: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
 
 impl Settings {
+    /// Rejects `ROLEWATCH_*` variables that name no setting: a misspelt
+    /// threshold must stop the function, not leave the default in force,
+    /// as an unknown key in the CLI's TOML does.
+    pub fn check_variable_names(names: impl IntoIterator<Item = String>) -> Result<(), SettingsError> {
+        let mut known = env_var_names();
+        known.extend([TOPIC_ARN_VAR, STATE_BUCKET_VAR, STATE_PREFIX_VAR, FORCE_PATH_STYLE_VAR].map(str::to_owned));
+        for name in names {
+            if name.starts_with("ROLEWATCH_") && !known.contains(&name) {
+                known.sort();
+                return Err(SettingsError::Unknown { name, known: known.join(", ") });
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the settings through `lookup` (`|name| std::env::var(name).ok()`
     /// in production). Empty values count as unset.
     pub fn from_env_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
@@ -107,6 +124,16 @@ mod tests {
         let s = settings(&[TOPIC, BUCKET]).map_err(|e| e.to_string());
         let s = s.as_ref().map(|s| (s.state_prefix.as_str(), s.force_path_style, s.config.repeated_failures.threshold));
         assert_eq!(s, Ok(("rolewatch/state/", false, 5)));
+    }
+
+    #[test]
+    fn a_misspelt_variable_stops_the_function_by_name() {
+        let names = ["PATH", "ROLEWATCH_STATE_BUCKET", "ROLEWATCH_REPEATED_FAILURES_TRESHOLD"].map(str::to_owned);
+        let err = Settings::check_variable_names(names).map(|()| String::new()).unwrap_or_else(|e| e.to_string());
+        assert!(err.contains("ROLEWATCH_REPEATED_FAILURES_TRESHOLD") && err.contains("misspelt"), "{err}");
+        let good =
+            ["ROLEWATCH_ALERTS_COOLDOWN_SECONDS", "ROLEWATCH_S3_FORCE_PATH_STYLE", "AWS_REGION"].map(str::to_owned);
+        assert!(Settings::check_variable_names(good).is_ok());
     }
 
     #[test]

@@ -37,18 +37,18 @@ pub fn sample_event(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// `ROLEWATCH_TEST_TOOLS` (set by `make test` to `.venv/bin`) holds the
+/// `TEST_TOOLS_BIN` (set by `make test` to `.venv/bin`) holds the
 /// pinned tools; without it they are looked up on PATH.
 pub fn tools_dir() -> Option<PathBuf> {
-    std::env::var_os("ROLEWATCH_TEST_TOOLS").map(PathBuf::from).filter(|dir| dir.is_dir())
+    std::env::var_os("TEST_TOOLS_BIN").map(PathBuf::from).filter(|dir| dir.is_dir())
 }
 
-/// A tool by name: from `ROLEWATCH_TEST_TOOLS` when it is there, else PATH.
+/// A tool by name: from `TEST_TOOLS_BIN` when it is there, else PATH.
 pub fn tool(name: &str) -> PathBuf {
     tools_dir().map(|dir| dir.join(name)).filter(|path| path.is_file()).unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// PATH with `ROLEWATCH_TEST_TOOLS` first, for tools started through others
+/// PATH with `TEST_TOOLS_BIN` first, for tools started through others
 /// (`cargo lambda` finds `cargo-lambda` and zig on PATH).
 pub fn tools_path() -> std::ffi::OsString {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -82,7 +82,7 @@ impl Moto {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot start moto_server ({e}): it must be in ROLEWATCH_TEST_TOOLS or on PATH. \
+                    "cannot start moto_server ({e}): it must be in TEST_TOOLS_BIN or on PATH. \
                      `make test` installs it into .venv; or `pip install 'moto[server]==5.2.1'`"
                 )
             });
