@@ -175,10 +175,12 @@ impl Alert {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The SNS subject: at most 100 printable ASCII characters.
+    /// The SNS subject: the title (the contract calls it that), made
+    /// printable ASCII as SNS requires; severity travels as a message
+    /// attribute for filter policies.
     pub fn sns_subject(&self) -> String {
-        let text = format!("[{}] {}", self.severity.as_str(), self.title);
-        let ascii: String = text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+        let ascii: String =
+            self.title.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
         let trimmed = ascii.trim();
         let mut subject: String = trimmed.chars().take(MAX_TITLE_CHARS).collect();
         if subject.is_empty() {
@@ -216,6 +218,25 @@ mod tests {
     fn cleaning_removes_control_and_caps_length() {
         assert_eq!(clean_text("a\nb\x1b[31mc\u{202E}d", 100), "a b [31mc d");
         assert_eq!(clean_text(&"x".repeat(10), 4), "xxxx…");
+    }
+
+    #[test]
+    fn subject_is_the_title_when_it_is_plain_ascii() {
+        let a = Alert::new(
+            "d",
+            Severity::High,
+            "Repeated failed role assumptions by bob",
+            "",
+            "k".into(),
+            "1",
+            "p",
+            None,
+            None,
+            "AssumeRole",
+            0,
+            0,
+        );
+        assert_eq!(a.sns_subject(), a.title);
     }
 
     #[test]
