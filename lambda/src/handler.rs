@@ -371,6 +371,10 @@ where
                 match reads.get(object) {
                     Some(ReadOutcome::Read(input)) => match engine.apply(&input_id, &input.events) {
                         Applied::Processed { alerts } => {
+                            // One line per object with what it raised, for Logs Insights.
+                            info!(bucket = %object.bucket, key = %object.key, %account, records = input.records,
+                                role_assumptions = input.events.len(), alerts = alerts.len(), attempt,
+                                "object processed");
                             report.processed += 1;
                             changed = true;
                             pending.extend(alerts);
