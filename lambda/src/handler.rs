@@ -267,7 +267,18 @@ where
         for (account, objects) in &accounts {
             let started = Instant::now();
             let mut object_failures = BTreeMap::new();
-            match self.process_account(account, objects, summary, &mut object_failures).await {
+            let outcome = match self.repo.acquire_lease(account).await {
+                Ok(()) => {
+                    let outcome = self.process_account(account, objects, summary, &mut object_failures).await;
+                    if let Err(e) = self.repo.release_lease(account).await {
+                        // The lease runs out by itself; the next invocation waits a little longer.
+                        warn!(account = %account, error = %e, "lease not released");
+                    }
+                    outcome
+                }
+                Err(e) => Err((AccountError::State(e), 0)),
+            };
+            match outcome {
                 Ok(report) => {
                     summary.processed += report.processed;
                     summary.already_processed += report.already_processed;

@@ -89,6 +89,21 @@ pub trait StateRepo: Send + Sync {
         expected: Option<&StateVersion>,
     ) -> impl Future<Output = Result<SaveOutcome, StateError>> + Send;
 
+    /// Waits for the account's lease, so invocations for one account take
+    /// turns and two of them never publish the same burst from the same
+    /// starting state. Conditional writes stay the safety net behind it.
+    /// The default takes no lease (stores with a single writer).
+    fn acquire_lease(&self, account: &str) -> impl Future<Output = Result<(), StateError>> + Send {
+        let _ = account;
+        async { Ok(()) }
+    }
+
+    /// Gives the lease back; called on every path once the account is done.
+    fn release_lease(&self, account: &str) -> impl Future<Output = Result<(), StateError>> + Send {
+        let _ = account;
+        async { Ok(()) }
+    }
+
     /// Copies unreadable state bytes aside; returns where they went.
     fn quarantine(&self, account: &str, raw: &[u8]) -> impl Future<Output = Result<String, StateError>> + Send;
 

@@ -4,7 +4,7 @@
 //! `409 ConditionalRequestConflict`) is a [`SaveOutcome::Conflict`]: another
 //! invocation got there first.
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -18,6 +18,12 @@ use crate::ports::{LoadedState, SaveOutcome, StateError, StateRepo, StateVersion
 
 /// The default `ROLEWATCH_STATE_PREFIX`.
 pub const DEFAULT_STATE_PREFIX: &str = "rolewatch/state/";
+/// A lease lasts longer than the function's timeout (300 s), so it never
+/// runs out under a live invocation, and a crashed one's frees itself.
+const LEASE_SECONDS: i64 = 330;
+/// How long an invocation waits for another to finish with the account
+/// before it fails (and Lambda retries it later).
+const LEASE_WAIT: Duration = Duration::from_secs(240);
 
 #[derive(Debug, Clone)]
 pub struct S3StateRepo {
@@ -34,6 +40,41 @@ impl S3StateRepo {
     /// The state object's key for an account.
     pub fn key(&self, account: &str) -> String {
         format!("{}{account}.json", self.prefix)
+    }
+
+    /// The account's lease object, beside its state.
+    pub fn lease_key(&self, account: &str) -> String {
+        format!("{}{account}.lease", self.prefix)
+    }
+
+    /// Takes the lease if it is free: creates it, or replaces an expired
+    /// (or released) one by its ETag. `Ok(false)`: someone else holds it.
+    async fn try_lease(&self, key: &str) -> Result<bool, StateError> {
+        let now = epoch_seconds();
+        let body = ByteStream::from(format!("{{\"expires\":{}}}", now + LEASE_SECONDS).into_bytes());
+        let put = self.client.put_object().bucket(&self.bucket).key(key).content_type("application/json").body(body);
+        let put = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => put.if_none_match("*"),
+            Err(err) => return Err(self.error("lease", key, super::describe(&err))),
+            Ok(output) => {
+                let etag = output.e_tag().unwrap_or_default().to_owned();
+                let raw = output.body.collect().await.map_err(|e| self.error("lease", key, super::describe(&e)))?;
+                // An unreadable lease counts as expired rather than blocking forever.
+                let expires = serde_json::from_slice::<serde_json::Value>(&raw.to_vec())
+                    .ok()
+                    .and_then(|v| v.get("expires").and_then(serde_json::Value::as_i64))
+                    .unwrap_or(0);
+                if expires > now {
+                    return Ok(false);
+                }
+                put.if_match(etag)
+            }
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_conflict(&err) || is_missing(&err) => Ok(false),
+            Err(err) => Err(self.error("lease", key, super::describe(&err))),
+        }
     }
 
     fn error(&self, operation: &'static str, key: &str, reason: String) -> StateError {
@@ -83,6 +124,44 @@ impl StateRepo for S3StateRepo {
         }
     }
 
+    async fn acquire_lease(&self, account: &str) -> Result<(), StateError> {
+        let key = self.lease_key(account);
+        let started = Instant::now();
+        let mut attempt: u64 = 0;
+        while !self.try_lease(&key).await? {
+            if started.elapsed() > LEASE_WAIT {
+                return Err(self.error(
+                    "lease",
+                    &key,
+                    "another invocation has held this account's lease for too long; Lambda will retry".to_owned(),
+                ));
+            }
+            attempt += 1;
+            // 25 ms growing to 800 ms, spread so waiters do not move in step.
+            let base = 25u64 << attempt.min(5);
+            let spread =
+                u64::from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_nanos());
+            tokio::time::sleep(Duration::from_millis(base + spread % base)).await;
+        }
+        Ok(())
+    }
+
+    /// Writes the lease back as expired: free for the next invocation, and
+    /// no DeleteObject permission needed.
+    async fn release_lease(&self, account: &str) -> Result<(), StateError> {
+        let key = self.lease_key(account);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from_static(b"{\"expires\":0}"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| self.error("lease", &key, super::describe(&err)))
+    }
+
     async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
         let stamp = chrono::DateTime::<chrono::Utc>::from(SystemTime::now()).format("%Y%m%dT%H%M%S%.3fZ").to_string();
         let key = format!("{}quarantine/{account}-{stamp}.json", self.prefix);
@@ -100,6 +179,10 @@ impl StateRepo for S3StateRepo {
     fn location(&self, account: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.key(account))
     }
+}
+
+fn epoch_seconds() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// `412 PreconditionFailed` arrives as an unmodelled error (the SDK puts it

@@ -98,3 +98,59 @@ async fn concurrent_invocations_lose_no_update_and_raise_a_split_burst_once() {
     assert_eq!(again["already_processed"], keys.len(), "{again}");
     assert!(fx.drain().await.is_empty());
 }
+
+/// The lease: invocations for one account take turns, so a burst larger than
+/// the threshold, split across invocations that all start at once, still
+/// pages once. Without it two invocations can each complete the burst from
+/// the same starting state and both publish before one loses the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_lease_a_burst_larger_than_the_threshold_split_across_invocations_pages_once() {
+    let fx = Fixture::new().await;
+    let prefix = "rolewatch/state/";
+    let settings = fx.settings(prefix);
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&fx.sdk).force_path_style(true).build());
+    let handler = Arc::new(Handler::new(
+        S3Source::new(s3.clone()),
+        S3StateRepo::new(s3.clone(), STATE_BUCKET, prefix),
+        SnsSink::new(aws_sdk_sns::Client::new(&fx.sdk), &fx.topic_arn),
+        settings.config.clone(),
+    ));
+    let threshold = Config::default().repeated_failures.threshold as usize;
+
+    // Twice the threshold of failures within two minutes, two per object.
+    let mut keys = Vec::new();
+    for i in 0..threshold {
+        let time = |n: usize| format!("2026-10-05T10:{:02}:{:02}Z", 1 + n / 6, (n % 6) * 10);
+        let records = [
+            denied_assume_role(&format!("burst-{i}-a"), &time(2 * i), "legacy-build"),
+            denied_assume_role(&format!("burst-{i}-b"), &time(2 * i + 1), "legacy-build"),
+        ];
+        let key = log_key("05", &format!("20261005T10{:02}Z_lease{i:011}", 5 + i));
+        fx.put(TRAIL_BUCKET, &key, cloudtrail_gz(&records)).await;
+        keys.push(key);
+    }
+    let tasks: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let handler = Arc::clone(&handler);
+            let event = s3_event(&[key]);
+            tokio::spawn(async move { handler.handle(event).await })
+        })
+        .collect();
+    for (task, key) in tasks.into_iter().zip(&keys) {
+        let result = task.await.expect("invocation task");
+        assert!(result.is_ok(), "{key}: {:?}", result.err());
+    }
+    let delivered = fx.drain().await;
+    assert_eq!(delivered.len(), 1, "one page for the burst: {delivered:?}");
+    assert_eq!(delivered[0].alert["detector"], "repeated_failures");
+    let state = fx.state(prefix).await.expect("state saved");
+    assert_eq!(state.inputs.len(), keys.len(), "no update lost");
+    // The lease is left free for the next invocation.
+    let lease = s3.get_object().bucket(STATE_BUCKET).key(format!("{prefix}{ACCOUNT}.lease")).send().await;
+    let body = match lease {
+        Ok(out) => out.body.collect().await.map(|b| b.to_vec()).unwrap_or_default(),
+        Err(e) => panic!("lease object missing: {e}"),
+    };
+    assert_eq!(body, br#"{"expires":0}"#.to_vec());
+}

@@ -16,7 +16,9 @@ use rolewatch_lambda::ports::{LoadedState, SaveOutcome, StateError, StateRepo, S
 /// threaded), so two PUTs racing on the same ETag can both succeed there,
 /// which S3 never allows. Conditional PUTs are therefore sent one at a time
 /// (`in_flight`), which gives moto S3's atomic compare-and-swap; loads still
-/// overlap freely, so invocations still conflict.
+/// overlap freely, so invocations still conflict. It takes no lease (the
+/// trait's default), on purpose: these tests exercise the conditional-write
+/// safety net that stands behind the lease.
 pub struct ContendedState {
     inner: S3StateRepo,
     load_pause: Duration,
