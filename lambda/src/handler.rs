@@ -571,43 +571,32 @@ fn backoff(attempt: u32) -> Duration {
 fn log_summary(summary: &Summary, started: Instant, failed_messages: Option<usize>) {
     let duration_ms = started.elapsed().as_millis() as u64;
     let s = summary;
+    // One field list for both levels: a failed invocation warns, others inform.
+    macro_rules! finished {
+        ($level:ident, $($rest:tt)*) => {
+            $level!(
+                trigger = s.trigger,
+                objects = s.objects,
+                processed = s.processed,
+                already_processed = s.already_processed,
+                records = s.records,
+                role_assumptions = s.role_assumptions,
+                bad_records = s.bad_records,
+                alerts = s.alerts,
+                skipped_digests = s.skipped_digests,
+                skipped_not_logs = s.skipped_not_logs,
+                test_events = s.test_events,
+                ignored_events = s.ignored_events,
+                failed = s.failed,
+                duration_ms,
+                $($rest)*
+            )
+        };
+    }
     if s.failed > 0 || failed_messages.unwrap_or(0) > 0 {
-        warn!(
-            trigger = s.trigger,
-            objects = s.objects,
-            processed = s.processed,
-            already_processed = s.already_processed,
-            records = s.records,
-            role_assumptions = s.role_assumptions,
-            bad_records = s.bad_records,
-            alerts = s.alerts,
-            skipped_digests = s.skipped_digests,
-            skipped_not_logs = s.skipped_not_logs,
-            test_events = s.test_events,
-            ignored_events = s.ignored_events,
-            failed = s.failed,
-            failed_messages,
-            duration_ms,
-            "invocation finished with failures"
-        );
+        finished!(warn, failed_messages, "invocation finished with failures");
     } else {
-        info!(
-            trigger = s.trigger,
-            objects = s.objects,
-            processed = s.processed,
-            already_processed = s.already_processed,
-            records = s.records,
-            role_assumptions = s.role_assumptions,
-            bad_records = s.bad_records,
-            alerts = s.alerts,
-            skipped_digests = s.skipped_digests,
-            skipped_not_logs = s.skipped_not_logs,
-            test_events = s.test_events,
-            ignored_events = s.ignored_events,
-            failed = s.failed,
-            duration_ms,
-            "invocation finished"
-        );
+        finished!(info, "invocation finished");
     }
 }
 
