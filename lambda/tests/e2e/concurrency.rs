@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rolewatch::config::Config;
 use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
+use rolewatch_lambda::ports::StateRepo;
 use rolewatch_lambda::Handler;
 
 use crate::contended::ContendedState;
@@ -61,19 +62,7 @@ async fn concurrent_invocations_lose_no_update_and_raise_a_split_burst_once() {
         keys.push(key);
     }
 
-    // Every object in its own invocation, all at once.
-    let tasks: Vec<_> = keys
-        .iter()
-        .map(|key| {
-            let handler = Arc::clone(&handler);
-            let event = s3_event(&[key]);
-            tokio::spawn(async move { handler.handle(event).await })
-        })
-        .collect();
-    for (task, key) in tasks.into_iter().zip(&keys) {
-        let result = task.await.expect("invocation task");
-        assert!(result.is_ok(), "{key}: {:?}", result.err());
-    }
+    invoke_each_at_once(&handler, &keys).await;
     assert!(conflicts.load(Ordering::SeqCst) > 0, "the invocations never raced; the test proves nothing");
 
     let delivered = fx.drain().await;
@@ -129,18 +118,7 @@ async fn with_the_lease_a_burst_larger_than_the_threshold_split_across_invocatio
         fx.put(TRAIL_BUCKET, &key, cloudtrail_gz(&records)).await;
         keys.push(key);
     }
-    let tasks: Vec<_> = keys
-        .iter()
-        .map(|key| {
-            let handler = Arc::clone(&handler);
-            let event = s3_event(&[key]);
-            tokio::spawn(async move { handler.handle(event).await })
-        })
-        .collect();
-    for (task, key) in tasks.into_iter().zip(&keys) {
-        let result = task.await.expect("invocation task");
-        assert!(result.is_ok(), "{key}: {:?}", result.err());
-    }
+    invoke_each_at_once(&handler, &keys).await;
     let delivered = fx.drain().await;
     assert_eq!(delivered.len(), 1, "one page for the burst: {delivered:?}");
     assert_eq!(delivered[0].alert["detector"], "repeated_failures");
@@ -153,4 +131,20 @@ async fn with_the_lease_a_burst_larger_than_the_threshold_split_across_invocatio
         Err(e) => panic!("lease object missing: {e}"),
     };
     assert_eq!(body, br#"{"expires":0}"#.to_vec());
+}
+
+/// Every object in its own invocation, all started at once; each must succeed.
+async fn invoke_each_at_once<R: StateRepo + 'static>(handler: &Arc<Handler<S3Source, R, SnsSink>>, keys: &[String]) {
+    let tasks: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let handler = Arc::clone(handler);
+            let event = s3_event(&[key]);
+            tokio::spawn(async move { handler.handle(event).await })
+        })
+        .collect();
+    for (task, key) in tasks.into_iter().zip(keys) {
+        let result = task.await.expect("invocation task");
+        assert!(result.is_ok(), "{key}: {:?}", result.err());
+    }
 }
