@@ -334,8 +334,69 @@ mod tests {
     fn state_survives_serialisation() {
         let mut engine = Engine::new(&Config::default(), State::default());
         engine.apply("a", &burst("alice", "a", 0, 3));
-        let bytes = engine.into_state().to_json_vec();
-        let mut engine = Engine::new(&Config::default(), State::from_json_slice(&bytes).unwrap());
+        let bytes = engine.into_state().to_bytes();
+        let mut engine = Engine::new(&Config::default(), State::from_bytes(bytes.clone()).unwrap());
         assert_eq!(alerts(engine.apply("b", &burst("alice", "b", 100, 2))).len(), 1);
+    }
+
+    /// Pseudo-random traffic over `days`: a few dozen principals on a few
+    /// networks each, some failures and long sessions, cut into files.
+    fn traffic(seed: u64, days: i64) -> Vec<Vec<AssumeRoleEvent>> {
+        let mut x = seed | 1;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut files = Vec::new();
+        for hour in 0..days * 24 {
+            let events: Vec<AssumeRoleEvent> = (0..next(6))
+                .map(|i| {
+                    let who = format!("arn:aws:iam::111122223333:user/p{}", next(40));
+                    let id = format!("h{hour}-{i}");
+                    let t = hour * 3_600 + next(3_600) as i64;
+                    let ip = format!("198.51.{}.{}", next(4) + 10 * (hour / 24 / 20) as u64, next(250) + 1);
+                    match next(20) {
+                        0..=1 => failure(&who, &id, t),
+                        2 => long(&format!("role{}", next(3)), &id, t, 43_200),
+                        _ => from_ip(&who, &id, t, &ip),
+                    }
+                })
+                .collect();
+            files.push(events);
+        }
+        files
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(8))]
+        /// Saving and loading between every file, which leaves most
+        /// principals encoded and prunes them late, changes no alert and no
+        /// remembered baseline.
+        #[test]
+        fn saving_between_inputs_changes_nothing(seed in proptest::prelude::any::<u64>()) {
+            let config = Config::default();
+            let files = traffic(seed, 75);
+            let mut kept = Engine::new(&config, State::default());
+            let mut saved = State::default().to_bytes();
+            for (n, events) in files.iter().enumerate() {
+                let id = format!("file-{n}");
+                let expected = alerts(kept.apply(&id, events));
+                let mut reloaded = Engine::new(&config, State::from_bytes(saved).unwrap());
+                let got = alerts(reloaded.apply(&id, events));
+                proptest::prop_assert_eq!(&got, &expected, "file {}", n);
+                saved = reloaded.into_state().to_bytes();
+            }
+            let mut reloaded = State::from_bytes(saved).unwrap();
+            let mut kept = kept.into_state();
+            // Sweep both, so entries pruned late and entries pruned every time compare.
+            for state in [&mut reloaded, &mut kept] {
+                state.unexpected_source_ip.swept_at = None;
+                let watermark = state.watermark.unwrap_or_default();
+                state.unexpected_source_ip.prune(&config.unexpected_source_ip, watermark);
+            }
+            proptest::prop_assert_eq!(reloaded, kept);
+        }
     }
 }

@@ -716,7 +716,7 @@ mod tests {
                 return Ok(SaveOutcome::Conflict);
             }
             let next = stored.as_ref().map_or(1, |(_, v)| v + 1);
-            *stored = Some((state.to_json_vec(), next));
+            *stored = Some((state.to_bytes(), next));
             *self.saves.lock().map_err(|_| poisoned())? += 1;
             Ok(SaveOutcome::Saved(StateVersion(next.to_string())))
         }
@@ -803,7 +803,7 @@ mod tests {
         assert!(err.contains("connection reset"), "{err}");
         assert_eq!(published(&h), ["repeated_failures"], "no unreadable_input alert for a network fault");
         let stored = h.repo.stored.lock().ok().and_then(|s| s.clone()).map(|(b, _)| b).unwrap_or_default();
-        let state = State::from_json_slice(&stored).map_err(|e| e.to_string());
+        let state = State::from_bytes(stored.clone()).map_err(|e| e.to_string());
         let inputs: Vec<String> = state.map(|s| s.inputs.into_keys().collect()).unwrap_or_default();
         assert_eq!(inputs, [format!("s3://trail/{good}")], "the broken object stays unprocessed for the retry");
     }

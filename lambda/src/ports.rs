@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use rolewatch::alert::Alert;
 use rolewatch::state::State;
@@ -61,9 +62,14 @@ impl LoadedState {
     /// quarantine and replaced, so the account keeps working instead of
     /// failing every invocation, and nothing is lost.
     pub fn from_bytes(raw: Vec<u8>, version: StateVersion) -> LoadedState {
-        match State::from_json_slice(&raw) {
+        // Shared, not copied: a loaded state keeps reading its principals from these bytes.
+        let raw = Arc::new(raw);
+        match State::from_bytes(Arc::clone(&raw)) {
             Ok(state) => LoadedState::Found { state, version },
-            Err(err) => LoadedState::Corrupt { version, raw, reason: err.to_string() },
+            Err(err) => {
+                let raw = Arc::try_unwrap(raw).unwrap_or_else(|shared| shared.to_vec());
+                LoadedState::Corrupt { version, raw, reason: err.to_string() }
+            }
         }
     }
 }

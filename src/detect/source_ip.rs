@@ -6,7 +6,6 @@
 //! move) are *roaming*: a new network is normal for them, so only the
 //! allow-list applies to them.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -16,16 +15,30 @@ use super::{secs, short_name, within, LATE_HISTORY_SECONDS, LONG_MEMORY_SECONDS}
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{format_rfc3339, AssumeRoleEvent, EpochSeconds, SourceAddress};
 use crate::config::UnexpectedSourceIpConfig;
+use crate::state::LazyMap;
 
 pub const DETECTOR: &str = "unexpected_source_ip";
 /// Networks kept per principal. Well above any sane `roaming_networks`:
 /// past it the principal is roaming and the oldest sightings matter least.
 const MAX_NETWORKS_PER_PRINCIPAL: usize = 64;
+/// How often, in event time, baselines nobody used are decoded to find
+/// the ones to forget. In between, only the principals in use are touched,
+/// so an invocation does not pay for every principal the account knows.
+const SWEEP_INTERVAL_SECONDS: i64 = 86_400;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceIpState {
-    #[serde(default)]
-    pub principals: BTreeMap<String, Baseline>,
+    /// Saved on lines of their own (see [`crate::state`]); read from here
+    /// only in format 1 state.
+    #[serde(default, skip_serializing)]
+    pub principals: LazyMap<Baseline>,
+    /// Watermark of the last prune. A stored baseline is pruned to it when
+    /// first used, which gives what pruning it every time would have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned_at: Option<EpochSeconds>,
+    /// Watermark of the last sweep over every baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swept_at: Option<EpochSeconds>,
 }
 
 /// What a principal's successful role assumptions have taught.
@@ -125,12 +138,12 @@ impl SourceIpState {
         let learning = secs(config.learning_period_seconds);
         let memory = secs(config.network_memory_seconds);
 
-        let baseline = self.principals.entry(event.principal.clone()).or_insert_with(|| Baseline {
-            first_seen: t,
-            last_seen: t,
-            networks: Vec::new(),
-            roaming_until: None,
-        });
+        let pruned_at = self.pruned_at;
+        let baseline = self.principals.get_or_insert_with(
+            &event.principal,
+            |stored| pruned_at.is_none_or(|w| stored.prune(memory, w)),
+            || Baseline { first_seen: t, last_seen: t, networks: Vec::new(), roaming_until: None },
+        );
         let known = baseline.networks.iter().any(|s| {
             s.network == network
                 && (within(s.first, t, memory) || within(s.last, t, memory) || (s.first <= t && t <= s.last))
@@ -167,29 +180,46 @@ impl SourceIpState {
     }
 
     /// Principals roaming at `at`, for the run summary.
+    /// Decodes every stored baseline, so it is slow with many principals;
+    /// the run summary is its only user.
     pub fn roaming_at(&self, at: EpochSeconds) -> usize {
-        self.principals.values().filter(|b| b.roaming_until.is_some_and(|u| at <= u)).count()
+        let mut roaming = 0;
+        self.principals.for_each_value(|b| roaming += usize::from(b.roaming_until.is_some_and(|u| at <= u)));
+        roaming
     }
 
+    /// Prunes the baselines in use; once per [`SWEEP_INTERVAL_SECONDS`] all
+    /// of them. Pruning is monotone in the watermark (pruning at an older one
+    /// first changes nothing), so a baseline pruned late, when next used or
+    /// swept, ends as if it had been pruned every time.
     pub fn prune(&mut self, config: &UnexpectedSourceIpConfig, watermark: EpochSeconds) {
         let memory = secs(config.network_memory_seconds);
-        let horizon = watermark - memory - LATE_HISTORY_SECONDS;
-        self.principals.retain(|_, b| {
-            b.networks.retain(|s| s.last >= horizon);
-            if b.roaming_until.is_some_and(|u| u < horizon) {
-                b.roaming_until = None;
-            }
-            // A principal seen over more than a day keeps its first-seen time
-            // long after its networks are forgotten, so a credential that
-            // returns after months from a new network is still checked.
-            // One-off sessions (CI, instances) are dropped with their networks.
-            let lasting = b.last_seen - b.first_seen >= 86_400;
-            b.last_seen >= if lasting { watermark - LONG_MEMORY_SECONDS } else { horizon }
-        });
+        if self.swept_at.is_none_or(|at| watermark - at >= SWEEP_INTERVAL_SECONDS) {
+            self.principals.load_all();
+            self.swept_at = Some(watermark);
+        }
+        self.principals.retain_loaded(|_, b| b.prune(memory, watermark));
+        self.pruned_at = Some(watermark);
     }
 }
 
 impl Baseline {
+    /// Forgets what is past the horizon at `watermark`; false when nothing
+    /// worth keeping is left.
+    fn prune(&mut self, memory: i64, watermark: EpochSeconds) -> bool {
+        let horizon = watermark - memory - LATE_HISTORY_SECONDS;
+        self.networks.retain(|s| s.last >= horizon);
+        if self.roaming_until.is_some_and(|u| u < horizon) {
+            self.roaming_until = None;
+        }
+        // A principal seen over more than a day keeps its first-seen time
+        // long after its networks are forgotten, so a credential that
+        // returns after months from a new network is still checked.
+        // One-off sessions (CI, instances) are dropped with their networks.
+        let lasting = self.last_seen - self.first_seen >= 86_400;
+        self.last_seen >= if lasting { watermark - LONG_MEMORY_SECONDS } else { horizon }
+    }
+
     /// Records a use of `network` at `t`; `unjudged` is this use when the
     /// principal was still learning.
     fn learn(&mut self, network: &str, t: EpochSeconds, unjudged: Option<Occurrence>) {

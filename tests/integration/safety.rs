@@ -111,7 +111,7 @@ fn assert_engine_safe(read: &InputEvents) {
     }
     assert_eq!(engine.apply("input", &read.events), Applied::AlreadyProcessed);
     let state = engine.into_state();
-    assert_eq!(State::from_json_slice(&state.to_json_vec()).unwrap(), state, "state survives a save");
+    assert_eq!(State::from_bytes(state.to_bytes()).unwrap(), state, "state survives a save");
 }
 
 fn check_bytes(bytes: &[u8]) {

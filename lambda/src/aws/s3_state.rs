@@ -110,7 +110,7 @@ impl StateRepo for S3StateRepo {
             .bucket(&self.bucket)
             .key(&key)
             .content_type("application/json")
-            .body(ByteStream::from(state.to_json_vec()));
+            .body(ByteStream::from(state.to_bytes()));
         let request = match expected {
             Some(version) => request.if_match(&version.0),
             None => request.if_none_match("*"),

@@ -234,7 +234,7 @@ impl Fixture {
     /// The detector state the function saved for the sample account.
     pub async fn state(&self, prefix: &str) -> Option<rolewatch::state::State> {
         let (bytes, _) = self.get(STATE_BUCKET, &format!("{prefix}{ACCOUNT}.json")).await?;
-        Some(rolewatch::state::State::from_json_slice(&bytes).expect("saved state is valid"))
+        Some(rolewatch::state::State::from_bytes(bytes.clone()).expect("saved state is valid"))
     }
 
     /// Every message now in the queue (removed from it).

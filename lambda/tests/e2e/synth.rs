@@ -110,7 +110,9 @@ pub fn distinct(delivered: &[Delivered]) -> (BTreeSet<Signature>, usize) {
 /// The input ids recorded in an account's saved state.
 pub async fn recorded_inputs(fx: &Fixture, prefix: &str, account: &str) -> BTreeSet<String> {
     match fx.get(STATE_BUCKET, &format!("{prefix}{account}.json")).await {
-        Some((bytes, _)) => State::from_json_slice(&bytes).expect("saved state is valid").inputs.into_keys().collect(),
+        Some((bytes, _)) => {
+            State::from_bytes(bytes.clone()).expect("saved state is valid").inputs.into_keys().collect()
+        }
         None => BTreeSet::new(),
     }
 }

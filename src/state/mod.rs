@@ -1,0 +1,308 @@
+//! Detector state kept between runs and invocations, and where it is kept.
+//!
+//! State is bounded: every detector prunes by event time and caps its
+//! per-key history, and processed inputs are remembered for a few days of
+//! event time (redelivery happens within hours; cooldowns and event-id
+//! dedup cover what is older).
+//!
+//! Saved state (format 2) is lines of text:
+//!
+//! ```text
+//! {"format":2,"watermark":…,"inputs":{…},…}       everything small, one JSON document
+//! "arn:aws:sts::…:assumed-role/…"\t{"first_seen":…}   one line per known principal, sorted
+//! {"principals":N,"xxh3":"…"}                      count and checksum of all that precedes
+//! ```
+//!
+//! Principals are most of an account's state and an invocation touches few of
+//! them, so their lines are decoded only when used and copied as they are on
+//! save (see [`lazy_map`]). Format 1, one JSON document, is still read.
+
+mod lazy_map;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use lazy_map::LazyMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cloudtrail::EpochSeconds;
+use crate::detect::long_session::LongSessionState;
+use crate::detect::repeated_failures::FailureState;
+use crate::detect::source_ip::SourceIpState;
+
+/// Bumped when the layout changes incompatibly.
+pub const STATE_FORMAT: u32 = 2;
+/// The single-document format before principals got lines of their own.
+const FORMAT_ONE_DOCUMENT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub format: u32,
+    /// Newest event time seen; pruning is measured from it, never the clock.
+    #[serde(default)]
+    pub watermark: Option<EpochSeconds>,
+    /// Processed inputs (file digests, `s3://bucket/key`) and the newest
+    /// event time each held.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, EpochSeconds>,
+    /// Event times at which each dedup key raised an alert.
+    #[serde(default)]
+    pub raised: BTreeMap<String, Vec<EpochSeconds>>,
+    #[serde(default)]
+    pub repeated_failures: FailureState,
+    #[serde(default)]
+    pub unexpected_source_ip: SourceIpState,
+    #[serde(default)]
+    pub long_session: LongSessionState,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            format: STATE_FORMAT,
+            watermark: None,
+            inputs: BTreeMap::new(),
+            raised: BTreeMap::new(),
+            repeated_failures: FailureState::default(),
+            unexpected_source_ip: SourceIpState::default(),
+            long_session: LongSessionState::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read state file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write state file {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("state {origin} is not valid rolewatch state: {reason}")]
+    Corrupt { origin: String, reason: String },
+    #[error("state {origin} has format {found}, this rolewatch reads formats 1 and {STATE_FORMAT}")]
+    Format { origin: String, found: u32 },
+}
+
+/// The last line of saved state.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Trailer {
+    principals: usize,
+    /// xxh3-64 of every byte before this line, in hex: a damaged or
+    /// hand-edited state is refused at load, not half-read later.
+    xxh3: String,
+}
+
+impl State {
+    /// Reads saved state. The bytes are kept: principals are decoded from
+    /// them only when used.
+    pub fn from_bytes(bytes: impl Into<Arc<Vec<u8>>>) -> Result<State, StateError> {
+        State::parse(bytes.into(), "object")
+    }
+
+    fn parse(bytes: Arc<Vec<u8>>, origin: &str) -> Result<State, StateError> {
+        let corrupt = |reason: String| StateError::Corrupt { origin: origin.to_owned(), reason };
+        let header_end = memchr::memchr(b'\n', &bytes).unwrap_or(bytes.len());
+        let mut state: State = match serde_json::from_slice(&bytes[..header_end]) {
+            Ok(state) => state,
+            // Format 1 is one JSON document, perhaps pretty-printed by hand.
+            Err(e) => serde_json::from_slice(&bytes)
+                .ok()
+                .filter(|s: &State| s.format == FORMAT_ONE_DOCUMENT)
+                .ok_or_else(|| corrupt(e.to_string()))?,
+        };
+        match state.format {
+            STATE_FORMAT => {}
+            FORMAT_ONE_DOCUMENT => {
+                if header_end < bytes.len() && serde_json::from_slice::<State>(&bytes).is_err() {
+                    return Err(corrupt("format 1 state continues after its JSON document".to_owned()));
+                }
+                state.format = STATE_FORMAT;
+                return Ok(state);
+            }
+            found => return Err(StateError::Format { origin: origin.to_owned(), found }),
+        }
+        if !state.unexpected_source_ip.principals.is_empty() {
+            return Err(corrupt("principals belong on lines of their own, not in the first line".to_owned()));
+        }
+        let body = bytes.get(..bytes.len().saturating_sub(1)).unwrap_or_default();
+        let trailer_start = match memchr::memrchr(b'\n', body) {
+            Some(i) if i >= header_end && bytes.ends_with(b"\n") => i + 1,
+            _ => return Err(corrupt("the closing checksum line is missing (a truncated write?)".to_owned())),
+        };
+        let trailer: Trailer =
+            serde_json::from_slice(&bytes[trailer_start..]).map_err(|e| corrupt(format!("closing line: {e}")))?;
+        let digest = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes[..trailer_start]));
+        if trailer.xxh3 != digest {
+            return Err(corrupt(format!("checksum is {digest}, the state says {} (damaged or edited?)", trailer.xxh3)));
+        }
+        let lines = (header_end + 1).min(trailer_start)..trailer_start;
+        state.unexpected_source_ip.principals = LazyMap::from_lines(bytes.clone(), lines, trailer.principals);
+        Ok(state)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.unexpected_source_ip.principals.encoded_len_estimate() + 64 * 1024);
+        // Maps with string keys and plain numbers always serialise.
+        let _ = serde_json::to_writer(&mut out, self);
+        out.push(b'\n');
+        self.unexpected_source_ip.principals.write_lines(&mut out);
+        let trailer = Trailer {
+            principals: self.unexpected_source_ip.principals.len(),
+            xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
+        };
+        let _ = serde_json::to_writer(&mut out, &trailer);
+        out.push(b'\n');
+        out
+    }
+}
+
+/// Where state lives between runs: a file for the CLI, an S3 object per
+/// account for the Lambda, memory for a single run.
+pub trait StateStore {
+    fn load(&mut self) -> Result<State, StateError>;
+    fn save(&mut self, state: &State) -> Result<(), StateError>;
+}
+
+/// State for one run only.
+#[derive(Debug, Default)]
+pub struct MemoryStateStore {
+    pub state: State,
+}
+
+impl StateStore for MemoryStateStore {
+    fn load(&mut self) -> Result<State, StateError> {
+        Ok(self.state.clone())
+    }
+
+    fn save(&mut self, state: &State) -> Result<(), StateError> {
+        self.state = state.clone();
+        Ok(())
+    }
+}
+
+/// A JSON file, replaced atomically so a crash never leaves half a state.
+#[derive(Debug)]
+pub struct FileStateStore {
+    path: PathBuf,
+}
+
+impl FileStateStore {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileStateStore { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl StateStore for FileStateStore {
+    /// A missing file is a fresh start; an unreadable one is an error, never
+    /// silently replaced (it holds the baselines people rely on).
+    fn load(&mut self) -> Result<State, StateError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => State::parse(Arc::new(bytes), &self.path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(source) => Err(StateError::Read { path: self.path.clone(), source }),
+        }
+    }
+
+    fn save(&mut self, state: &State) -> Result<(), StateError> {
+        let write_err = |source| StateError::Write { path: self.path.clone(), source };
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let file_name =
+            self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".to_owned());
+        let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+        let result = (|| {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&state.to_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &self.path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map_err(write_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_store_round_trips_and_missing_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = FileStateStore::new(dir.path().join("state.json"));
+        assert_eq!(store.load().unwrap(), State::default());
+        let mut state = State::default();
+        state.inputs.insert("x".into(), 5);
+        store.save(&state).unwrap();
+        assert_eq!(store.load().unwrap(), state);
+    }
+
+    fn state_with_principals(n: usize) -> State {
+        let mut engine = crate::Engine::new(&crate::Config::default(), State::default());
+        let events: Vec<_> = (0..n)
+            .map(|i| {
+                crate::detect::tests::success(&format!("arn:aws:iam::111122223333:user/u{i}"), &format!("e{i}"), 1_000)
+            })
+            .collect();
+        engine.apply("f", &events);
+        engine.into_state()
+    }
+
+    #[test]
+    fn saved_state_is_read_back_whole() {
+        let state = state_with_principals(50);
+        let saved = state.to_bytes();
+        let loaded = State::from_bytes(saved.clone()).unwrap();
+        assert_eq!(loaded.unexpected_source_ip.principals.len(), 50);
+        assert_eq!(loaded, state);
+        assert_eq!(loaded.to_bytes(), saved, "saving unchanged state changes nothing");
+    }
+
+    #[test]
+    fn damaged_or_truncated_state_is_refused_with_the_reason() {
+        let saved = state_with_principals(20).to_bytes();
+        let mut damaged = saved.clone();
+        let at = damaged.len() / 2;
+        damaged[at] ^= 0x01;
+        let err = State::from_bytes(damaged).unwrap_err().to_string();
+        assert!(err.contains("checksum"), "{err}");
+        let err = State::from_bytes(saved[..saved.len() - 10].to_vec()).unwrap_err().to_string();
+        assert!(err.contains("closing"), "{err}");
+        let err = State::from_bytes(saved[..saved.len() / 3].to_vec()).unwrap_err().to_string();
+        assert!(err.contains("checksum") || err.contains("closing"), "{err}");
+    }
+
+    #[test]
+    fn format_one_state_is_read_and_saved_as_format_two() {
+        let v1 = br#"{"format":1,"watermark":1000,"inputs":{"f":1000},"raised":{},"repeated_failures":{"by_principal":{}},
+            "unexpected_source_ip":{"principals":{"alice":{"first_seen":900,"last_seen":1000,"networks":[{"net":"192.0.2.0/24","first":900,"last":1000}]}}},
+            "long_session":{"by_role":{}}}"#;
+        let state = State::from_bytes(v1.to_vec()).unwrap();
+        assert_eq!(state.unexpected_source_ip.principals.len(), 1);
+        let again = State::from_bytes(state.to_bytes()).unwrap();
+        assert_eq!(again.format, STATE_FORMAT);
+        assert_eq!(again, state);
+        let err = State::from_bytes(br#"{"format":3}"#.to_vec()).unwrap_err().to_string();
+        assert!(err.contains("format 3"), "{err}");
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, b"{not json").unwrap();
+        let err = FileStateStore::new(&path).load().unwrap_err().to_string();
+        assert!(err.contains("state.json"), "{err}");
+    }
+}
