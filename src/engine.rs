@@ -339,8 +339,40 @@ mod tests {
         assert_eq!(alerts(engine.apply("b", &burst("alice", "b", 100, 2))).len(), 1);
     }
 
-    /// Pseudo-random traffic over `days`: a few dozen principals on a few
-    /// networks each, some failures and long sessions, cut into files.
+    #[test]
+    fn a_baseline_left_stored_past_its_horizon_is_forgotten_when_next_used() {
+        let mut config = Config::default();
+        config.unexpected_source_ip.network_memory_seconds = 86_400;
+        let day = 86_400;
+        let bob = "arn:aws:iam::111122223333:user/bob";
+        let alice = "arn:aws:iam::111122223333:user/alice";
+        // bob once; the daily sweep at 35.5 days keeps him (his horizon is
+        // 36 days); alice at 36.1 days moves the watermark past it without a
+        // sweep, so bob's stored baseline is stale when he comes back.
+        let files = [
+            vec![from_ip(bob, "b1", 0, "198.51.100.1")],
+            vec![from_ip(alice, "a1", 35 * day + day / 2, "198.51.100.2")],
+            vec![from_ip(alice, "a2", 36 * day + day / 10, "198.51.100.2")],
+            vec![from_ip(bob, "b2", 36 * day + day / 5, "203.0.113.9")],
+        ];
+        let mut kept = Engine::new(&config, State::default());
+        let mut saved = State::default().to_bytes();
+        for (n, events) in files.iter().enumerate() {
+            let expected = alerts(kept.apply(&format!("f{n}"), events));
+            let mut reloaded = Engine::new(&config, State::from_bytes(saved).unwrap());
+            assert_eq!(alerts(reloaded.apply(&format!("f{n}"), events)), expected, "file {n}");
+            saved = reloaded.into_state().to_bytes();
+        }
+        // Forgotten, bob starts learning again instead of paging as a mature identity.
+        let state = State::from_bytes(saved).unwrap();
+        let mut engine = Engine::new(&config, state);
+        assert!(alerts(engine.apply("again", &[from_ip(bob, "b3", 36 * day + day / 4, "192.0.2.1")])).is_empty());
+    }
+
+    /// Pseudo-random traffic over `days`: two groups of principals taking
+    /// turns every 40 days (longer than a short network memory plus the late
+    /// history, so baselines get pruned while unused), a few networks each,
+    /// some failures and long sessions, one file per 6 hours.
     fn traffic(seed: u64, days: i64) -> Vec<Vec<AssumeRoleEvent>> {
         let mut x = seed | 1;
         let mut next = move |n: u64| {
@@ -350,13 +382,14 @@ mod tests {
             x % n
         };
         let mut files = Vec::new();
-        for hour in 0..days * 24 {
-            let events: Vec<AssumeRoleEvent> = (0..next(6))
+        for hour in (0..days * 24).step_by(6) {
+            let group = (hour / 24 / 40) as u64 % 2;
+            let events: Vec<AssumeRoleEvent> = (0..next(16))
                 .map(|i| {
-                    let who = format!("arn:aws:iam::111122223333:user/p{}", next(40));
+                    let who = format!("arn:aws:iam::111122223333:user/p{}", group * 20 + next(20));
                     let id = format!("h{hour}-{i}");
-                    let t = hour * 3_600 + next(3_600) as i64;
-                    let ip = format!("198.51.{}.{}", next(4) + 10 * (hour / 24 / 20) as u64, next(250) + 1);
+                    let t = hour * 3_600 + next(6 * 3_600) as i64;
+                    let ip = format!("198.51.{}.{}", next(4), next(250) + 1);
                     match next(20) {
                         0..=1 => failure(&who, &id, t),
                         2 => long(&format!("role{}", next(3)), &id, t, 43_200),
@@ -370,24 +403,28 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(8))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(6))]
         /// Saving and loading between every file, which leaves most
         /// principals encoded and prunes them late, changes no alert and no
         /// remembered baseline.
         #[test]
         fn saving_between_inputs_changes_nothing(seed in proptest::prelude::any::<u64>()) {
-            let config = Config::default();
-            let files = traffic(seed, 75);
+            let mut config = Config::default();
+            config.unexpected_source_ip.network_memory_seconds = 86_400;
+            let files = traffic(seed, 125);
             let mut kept = Engine::new(&config, State::default());
             let mut saved = State::default().to_bytes();
+            let mut raised = 0;
             for (n, events) in files.iter().enumerate() {
                 let id = format!("file-{n}");
                 let expected = alerts(kept.apply(&id, events));
+                raised += expected.len();
                 let mut reloaded = Engine::new(&config, State::from_bytes(saved).unwrap());
                 let got = alerts(reloaded.apply(&id, events));
                 proptest::prop_assert_eq!(&got, &expected, "file {}", n);
                 saved = reloaded.into_state().to_bytes();
             }
+            proptest::prop_assert!(raised > 0, "the traffic raises alerts to compare");
             let mut reloaded = State::from_bytes(saved).unwrap();
             let mut kept = kept.into_state();
             // Sweep both, so entries pruned late and entries pruned every time compare.
