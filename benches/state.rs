@@ -1,5 +1,6 @@
 //! State load and save cost with many known principals, next to the cost of
-//! processing one CloudTrail file: the share state I/O takes of an invocation.
+//! processing one CloudTrail file: the share state I/O takes of an invocation,
+//! saved in one piece (the CLI) and in two parts (the Lambda).
 //!
 //! `cargo bench --bench state -- [PRINCIPALS] [TYPICAL_FILE.json.gz]`
 //! prints one `key=value` line per figure for `scripts/bench.sh` to read.
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rolewatch::cloudtrail::{read_input, AssumeRoleEvent, InputLimits, SourceAddress};
+use rolewatch::state::StateBase;
 use rolewatch::{Config, Engine, State};
 
 const DEFAULT_PRINCIPALS: usize = 100_000;
@@ -37,56 +39,72 @@ fn main() {
     let state = state_with_principals(principals, start);
     let known = state.unexpected_source_ip.principals.len();
     assert_eq!(known, principals, "every synthetic principal is kept in state");
-    let saved = state.to_bytes();
+    let whole = state.to_bytes();
+    let parts = state.to_parts();
+    let base = parts.new_base.expect("this many principals are saved with a base");
+    let part = parts.state;
     drop(state);
     println!("principals={known}");
-    println!("state_bytes={}", saved.len());
+    println!("whole_bytes={}", whole.len());
+    println!("base_bytes={}", base.as_bytes().len());
 
-    // What every invocation pays: reading the saved bytes and writing them
-    // back after a file touched a few dozen principals.
-    // Timed without obtaining the bytes (an S3 GET or a file read).
-    let mut copies: Vec<Vec<u8>> = (0..RUNS).map(|_| saved.clone()).collect();
-    let load = median(|| {
-        let bytes = copies.pop().unwrap_or_default();
-        std::hint::black_box(State::from_bytes(bytes).expect("state just saved loads"));
+    // One piece (the CLI's state file): read whole, written whole.
+    let mut copies: Vec<Vec<u8>> = (0..RUNS).map(|_| whole.clone()).collect();
+    let whole_load = median(|| {
+        std::hint::black_box(State::from_bytes(copies.pop().unwrap_or_default()).expect("state loads"));
     });
-    let loaded = State::from_bytes(saved.clone()).expect("state just saved loads");
-    let save = median(|| {
+    let loaded = State::from_bytes(whole.clone()).expect("state loads");
+    let whole_save = median(|| {
         std::hint::black_box(loaded.to_bytes());
     });
-    // What one invocation a day pays per account: every baseline decoded,
-    // pruned and encoded again.
-    let mut copies: Vec<Vec<u8>> = (0..RUNS).map(|_| saved.clone()).collect();
-    let sweep = median(|| {
-        let mut state = State::from_bytes(copies.pop().unwrap_or_default()).expect("state just saved loads");
-        state.unexpected_source_ip.principals.load_all();
-        std::hint::black_box(state.to_bytes());
+    println!("whole_load_ms={:.2}", ms(whole_load));
+    println!("whole_save_ms={:.2}", ms(whole_save));
+
+    // Two parts (the Lambda): reading a base that is not in memory yet
+    // (checksum over all of it), and the daily sweep that writes a new one.
+    let raw_base = base.as_bytes().to_vec();
+    let mut copies: Vec<Vec<u8>> = (0..RUNS).map(|_| raw_base.clone()).collect();
+    let base_read = median(|| {
+        std::hint::black_box(StateBase::from_bytes(copies.pop().unwrap_or_default()).expect("base loads"));
     });
-    println!("load_ms={:.2}", ms(load));
-    println!("save_ms={:.2}", ms(save));
+    let sweep = median(|| {
+        let mut state = State::from_parts(part.clone(), &base).expect("state loads");
+        state.unexpected_source_ip.principals.load_all();
+        std::hint::black_box(state.to_parts());
+    });
+    println!("base_read_ms={:.2}", ms(base_read));
     println!("sweep_ms={:.1}", ms(sweep));
 
     if let (Some(path), Some((bytes, _))) = (typical_file, typical) {
         let config = Config::default();
-        let (mut process, mut invocation) = (Vec::with_capacity(RUNS), Vec::with_capacity(RUNS));
+        let (mut load, mut process, mut save, mut saved_bytes) = (vec![], vec![], vec![], 0);
         for _ in 0..RUNS {
-            // As an invocation runs: load, read the file and apply its events, save.
-            let bytes_of_state = saved.clone();
+            // As a warm invocation runs: the state part read (its base in
+            // memory), the file read and applied, the changes saved.
+            let part_copy = part.clone();
             let started = Instant::now();
-            let state = State::from_bytes(bytes_of_state).expect("state just saved loads");
+            let state = State::from_parts(part_copy, &base).expect("state loads");
+            let loaded_at = Instant::now();
             let mut engine = Engine::new(&config, state);
-            let processing = Instant::now();
             let read = read_input(&bytes[..], &InputLimits::default()).expect("typical file reads");
             std::hint::black_box(engine.apply(&path.to_string_lossy(), &read.events));
-            process.push(processing.elapsed());
-            std::hint::black_box(engine.into_state().to_bytes());
-            invocation.push(started.elapsed());
+            let processed_at = Instant::now();
+            let saved = engine.into_state().to_parts();
+            assert!(saved.new_base.is_none(), "one file's changes do not rewrite the base");
+            saved_bytes = saved.state.len();
+            save.push(processed_at.elapsed());
+            load.push(loaded_at - started);
+            process.push(processed_at - loaded_at);
         }
-        process.sort();
-        invocation.sort();
+        let mid = |mut v: Vec<Duration>| {
+            v.sort();
+            v[RUNS / 2]
+        };
         println!("file={}", path.display());
-        println!("file_process_ms={:.2}", ms(process[RUNS / 2]));
-        println!("invocation_ms={:.2}", ms(invocation[RUNS / 2]));
+        println!("part_bytes={saved_bytes}");
+        println!("load_ms={:.3}", ms(mid(load)));
+        println!("file_process_ms={:.2}", ms(mid(process)));
+        println!("save_ms={:.3}", ms(mid(save)));
     }
 }
 

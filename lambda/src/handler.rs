@@ -352,7 +352,7 @@ where
             let mut pending: Vec<Alert> = Vec::new();
             let (state, version) = match loaded {
                 LoadedState::Missing => (State::default(), None),
-                LoadedState::Found { state, version } => (state, Some(version)),
+                LoadedState::Found { state, version } => (*state, Some(version)),
                 LoadedState::Corrupt { version, raw, reason } => {
                     let location = self.repo.location(account);
                     error!(account = %account, state = %location, reason = %reason,

@@ -34,7 +34,8 @@ pub fn aws_handler(settings: &Settings, sdk_config: &aws_config::SdkConfig) -> A
     let sns = aws_sdk_sns::Client::new(sdk_config);
     Handler::new(
         aws::S3Source::new(s3.clone()),
-        aws::S3StateRepo::new(s3, &settings.state_bucket, &settings.state_prefix),
+        aws::S3StateRepo::new(s3, &settings.state_bucket, &settings.state_prefix)
+            .with_base_cache_bytes(settings.base_cache_bytes),
         aws::SnsSink::new(sns, &settings.topic_arn),
         settings.config.clone(),
     )

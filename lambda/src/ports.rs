@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use rolewatch::alert::Alert;
-use rolewatch::state::State;
+use rolewatch::state::{State, StateBase};
 use thiserror::Error;
 use tokio::io::AsyncRead;
 
@@ -43,7 +43,7 @@ pub enum LoadedState {
     /// Nothing yet: the first save must not overwrite anything.
     Missing,
     Found {
-        state: State,
+        state: Box<State>,
         version: StateVersion,
     },
     /// Present but not a state we can read. `raw` is kept so it can be
@@ -62,10 +62,23 @@ impl LoadedState {
     /// quarantine and replaced, so the account keeps working instead of
     /// failing every invocation, and nothing is lost.
     pub fn from_bytes(raw: Vec<u8>, version: StateVersion) -> LoadedState {
+        LoadedState::read(raw, None, version)
+    }
+
+    /// Reads state saved in two parts, with the base it names.
+    pub fn from_parts(raw: Vec<u8>, base: &StateBase, version: StateVersion) -> LoadedState {
+        LoadedState::read(raw, Some(base), version)
+    }
+
+    fn read(raw: Vec<u8>, base: Option<&StateBase>, version: StateVersion) -> LoadedState {
         // Shared, not copied: a loaded state keeps reading its principals from these bytes.
         let raw = Arc::new(raw);
-        match State::from_bytes(Arc::clone(&raw)) {
-            Ok(state) => LoadedState::Found { state, version },
+        let state = match base {
+            Some(base) => State::from_parts(Arc::clone(&raw), base),
+            None => State::from_bytes(Arc::clone(&raw)),
+        };
+        match state {
+            Ok(state) => LoadedState::Found { state: Box::new(state), version },
             Err(err) => {
                 let raw = Arc::try_unwrap(raw).unwrap_or_else(|shared| shared.to_vec());
                 LoadedState::Corrupt { version, raw, reason: err.to_string() }

@@ -5,7 +5,7 @@
 use rolewatch::config::{env_var_names, Config, ConfigError};
 use thiserror::Error;
 
-use crate::aws::DEFAULT_STATE_PREFIX;
+use crate::aws::{DEFAULT_BASE_CACHE_BYTES, DEFAULT_STATE_PREFIX};
 
 pub const TOPIC_ARN_VAR: &str = "ROLEWATCH_ALERT_TOPIC_ARN";
 pub const STATE_BUCKET_VAR: &str = "ROLEWATCH_STATE_BUCKET";
@@ -21,6 +21,9 @@ pub struct Settings {
     /// Always empty or ending in `/`.
     pub state_prefix: String,
     pub force_path_style: bool,
+    /// Bytes of state bases kept in memory between invocations: a third of
+    /// the function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB).
+    pub base_cache_bytes: usize,
 }
 
 #[derive(Debug, Error)]
@@ -102,7 +105,10 @@ impl Settings {
             }
         };
 
-        Ok(Settings { config, topic_arn, state_bucket, state_prefix, force_path_style })
+        let base_cache_bytes = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+            .and_then(|mb| mb.parse::<usize>().ok())
+            .map_or(DEFAULT_BASE_CACHE_BYTES, |mb| mb.saturating_mul(1 << 20) / 3);
+        Ok(Settings { config, topic_arn, state_bucket, state_prefix, force_path_style, base_cache_bytes })
     }
 }
 

@@ -7,6 +7,11 @@
 //! entry, sorted by key. A lookup is a binary search over those bytes; only
 //! entries that are used get decoded, and saving copies the untouched lines
 //! as they are.
+//!
+//! Stored lines come in two layers. The *base* holds every entry as of some
+//! save and is shared, unchanged, by many saves (the Lambda keeps it in an
+//! object of its own and in memory between invocations); the *delta* holds
+//! what changed since, a `null` value marking an entry removed from the base.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,11 +22,47 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// Sorted lines inside a shared buffer.
+#[derive(Clone, Default)]
+pub(crate) struct Lines {
+    bytes: Arc<Vec<u8>>,
+    range: Range<usize>,
+}
+
+impl Lines {
+    pub(crate) fn new(bytes: Arc<Vec<u8>>, range: Range<usize>) -> Lines {
+        Lines { bytes, range }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(self.range.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn len_bytes(&self) -> usize {
+        self.range.len()
+    }
+
+    /// The line holding `key`, if there is one.
+    fn find(&self, key: &str) -> Option<&[u8]> {
+        let lines = self.as_slice();
+        let at = lower_bound(lines, key);
+        let line = &lines[at..line_end(lines, at)?];
+        line_key(line).is_some_and(|found| found == key).then_some(line)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.as_slice().split_inclusive(|&b| b == b'\n')
+    }
+}
+
 #[derive(Clone)]
 pub struct LazyMap<V> {
-    /// The saved state's bytes; `lines` is the part holding this map's lines.
-    stored: Arc<Vec<u8>>,
-    lines: Range<usize>,
+    /// Every entry as of the base's save; never holds removals.
+    base: Lines,
+    /// Identifies the base (its checksum) for the saves that build on it.
+    base_digest: Option<String>,
+    /// Changes since the base, newer than it: entries and removals (`null`).
+    delta: Lines,
     /// Entries decoded or written since loading; `None` removes a stored one.
     loaded: BTreeMap<String, Option<V>>,
     len: usize,
@@ -29,14 +70,28 @@ pub struct LazyMap<V> {
 
 impl<V> Default for LazyMap<V> {
     fn default() -> Self {
-        LazyMap { stored: Arc::default(), lines: 0..0, loaded: BTreeMap::new(), len: 0 }
+        LazyMap { base: Lines::default(), base_digest: None, delta: Lines::default(), loaded: BTreeMap::new(), len: 0 }
     }
 }
 
-impl<V: Serialize + DeserializeOwned> LazyMap<V> {
-    /// A map over lines written by [`LazyMap::write_lines`]; `len` is how many.
-    pub(crate) fn from_lines(stored: Arc<Vec<u8>>, lines: Range<usize>, len: usize) -> Self {
-        LazyMap { stored, lines, loaded: BTreeMap::new(), len }
+/// What a merge does to a stored line.
+enum Change<'a, V> {
+    Set(&'a V),
+    /// Dropped; with `null` in its place when a base below still holds it.
+    Remove {
+        mark: bool,
+    },
+}
+
+impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
+    /// A map over saved lines: `base` (with its digest) and the `delta` on
+    /// top of it. `len` is how many entries they hold together.
+    pub(crate) fn from_layers(base: Option<(Lines, String)>, delta: Lines, len: usize) -> Self {
+        let (base, base_digest) = match base {
+            Some((lines, digest)) => (lines, Some(digest)),
+            None => (Lines::default(), None),
+        };
+        LazyMap { base, base_digest, delta, loaded: BTreeMap::new(), len }
     }
 
     pub fn len(&self) -> usize {
@@ -45,6 +100,14 @@ impl<V: Serialize + DeserializeOwned> LazyMap<V> {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    pub(crate) fn base_digest(&self) -> Option<&str> {
+        self.base_digest.as_deref()
+    }
+
+    pub(crate) fn base_len_bytes(&self) -> usize {
+        self.base.len_bytes()
     }
 
     /// The entry for `key`, decoded from storage on first use or made by
@@ -76,12 +139,6 @@ impl<V: Serialize + DeserializeOwned> LazyMap<V> {
         slot.get_or_insert_with(new)
     }
 
-    /// About how many bytes [`LazyMap::write_lines`] writes, to size its buffer.
-    pub(crate) fn encoded_len_estimate(&self) -> usize {
-        let per_stored_line = self.lines.len() / self.len.max(1);
-        self.lines.len() + self.loaded.len() * per_stored_line.max(512)
-    }
-
     /// Keeps the decoded entries `keep` says yes to. Stored entries are left
     /// as they are: they are brought up to date when loaded.
     pub fn retain_loaded(&mut self, mut keep: impl FnMut(&str, &mut V) -> bool) {
@@ -98,92 +155,158 @@ impl<V: Serialize + DeserializeOwned> LazyMap<V> {
     }
 
     /// Decodes every stored entry, so the next [`LazyMap::retain_loaded`]
-    /// sees all of them: how entries nobody touched are ever dropped.
+    /// sees all of them: how entries nobody touched are ever dropped. The
+    /// map no longer builds on its base afterwards.
     pub fn load_all(&mut self) {
-        let stored = Arc::clone(&self.stored);
-        let lines = stored.get(self.lines.clone()).unwrap_or_default();
-        for line in lines.split_inclusive(|&b| b == b'\n') {
-            if let Some((key, value)) = decode_line::<V>(line) {
-                self.loaded.entry(key.into_owned()).or_insert(Some(value));
+        for layer in [self.delta.clone(), self.base.clone()] {
+            for line in layer.iter() {
+                if let Some((key, value)) = decode_line::<V>(line) {
+                    self.loaded.entry(key.into_owned()).or_insert(value);
+                }
             }
         }
         self.loaded.retain(|_, slot| slot.is_some());
         self.len = self.loaded.len();
-        self.stored = Arc::default();
-        self.lines = 0..0;
+        self.base = Lines::default();
+        self.base_digest = None;
+        self.delta = Lines::default();
     }
 
     /// Every entry as it is now, decoded; stored ones as they were saved.
     pub fn for_each_value(&self, mut visit: impl FnMut(&V)) {
         self.loaded.values().flatten().for_each(&mut visit);
-        for line in self.stored_lines().split_inclusive(|&b| b == b'\n') {
-            if let Some((key, value)) = decode_line::<V>(line) {
+        for line in self.delta.iter() {
+            if let Some((key, Some(value))) = decode_line::<V>(line) {
                 if !self.loaded.contains_key(key.as_ref()) {
+                    visit(&value);
+                }
+            }
+        }
+        for line in self.base.iter() {
+            if let Some((key, Some(value))) = decode_line::<V>(line) {
+                if !self.loaded.contains_key(key.as_ref()) && self.delta.find(&key).is_none() {
                     visit(&value);
                 }
             }
         }
     }
 
-    /// Writes every entry as one line, sorted by key: untouched stored lines
-    /// are copied as they are.
-    pub(crate) fn write_lines(&self, out: &mut Vec<u8>) {
-        let lines = self.stored_lines();
-        let mut cursor = 0;
-        for (key, slot) in &self.loaded {
-            let at = cursor + lower_bound(&lines[cursor..], key);
-            out.extend_from_slice(&lines[cursor..at]);
-            cursor = at;
-            if let Some(end) = line_end(lines, at) {
-                if line_key(&lines[at..end]).is_some_and(|k| k == key.as_str()) {
-                    cursor = end;
-                }
-            }
-            if let Some(value) = slot {
-                encode_line(out, key, value);
-            }
-        }
-        out.extend_from_slice(&lines[cursor..]);
+    /// Writes what changed since the base, one line per entry, sorted by key:
+    /// the delta's untouched lines as they are, then the changes on top.
+    pub(crate) fn write_delta_lines(&self, out: &mut Vec<u8>) {
+        let changes = self.loaded.iter().map(|(key, slot)| {
+            let change = match slot {
+                Some(value) => Change::Set(value),
+                None => Change::Remove { mark: self.base.find(key).is_some() },
+            };
+            (key.as_str(), change)
+        });
+        merge_lines(out, self.delta.as_slice(), changes);
     }
 
-    fn stored_lines(&self) -> &[u8] {
-        self.stored.get(self.lines.clone()).unwrap_or_default()
+    /// Writes every entry, one line each, sorted by key, needing no base.
+    pub(crate) fn write_all_lines(&self, out: &mut Vec<u8>) {
+        if self.base.len_bytes() == 0 {
+            // Without a base the delta holds no removal marks: it is everything.
+            return self.write_delta_lines(out);
+        }
+        let mut changes: BTreeMap<Cow<'_, str>, Option<Cow<'_, V>>> = BTreeMap::new();
+        for line in self.delta.iter() {
+            if let Some((key, value)) = decode_line::<V>(line) {
+                changes.insert(key, value.map(Cow::Owned));
+            }
+        }
+        for (key, slot) in &self.loaded {
+            changes.insert(Cow::Borrowed(key.as_str()), slot.as_ref().map(Cow::Borrowed));
+        }
+        let changes = changes.iter().map(|(key, slot)| {
+            let change = match slot {
+                Some(value) => Change::Set(value.as_ref()),
+                None => Change::Remove { mark: false },
+            };
+            (key.as_ref(), change)
+        });
+        merge_lines(out, self.base.as_slice(), changes);
+    }
+
+    /// About how many bytes [`LazyMap::write_all_lines`] writes, to size its buffer.
+    pub(crate) fn encoded_len_estimate(&self) -> usize {
+        let stored = self.base.len_bytes() + self.delta.len_bytes();
+        let per_line = stored / self.len.max(1);
+        stored + self.loaded.len() * per_line.max(512)
     }
 
     fn find_stored(&self, key: &str) -> Option<V> {
-        let lines = self.stored_lines();
-        let at = lower_bound(lines, key);
-        let line = &lines[at..line_end(lines, at)?];
-        match decode_line::<V>(line) {
-            Some((found, value)) if found == key => Some(value),
-            _ => None,
+        match self.delta.find(key) {
+            Some(line) => decode_line::<V>(line)?.1,
+            None => decode_line::<V>(self.base.find(key)?)?.1,
         }
     }
 
     /// Every entry decoded, for comparisons.
-    fn decoded(&self) -> BTreeMap<String, V>
-    where
-        V: Clone,
-    {
-        let mut all: BTreeMap<String, V> =
-            self.loaded.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect();
-        for line in self.stored_lines().split_inclusive(|&b| b == b'\n') {
-            if let Some((key, value)) = decode_line::<V>(line) {
+    fn decoded(&self) -> BTreeMap<String, V> {
+        let mut all = BTreeMap::new();
+        self.for_each_entry(|key, value| {
+            all.insert(key.to_owned(), value.clone());
+        });
+        all
+    }
+
+    fn for_each_entry(&self, mut visit: impl FnMut(&str, &V)) {
+        for (key, value) in &self.loaded {
+            if let Some(value) = value {
+                visit(key, value);
+            }
+        }
+        for line in self.delta.iter() {
+            if let Some((key, Some(value))) = decode_line::<V>(line) {
                 if !self.loaded.contains_key(key.as_ref()) {
-                    all.insert(key.into_owned(), value);
+                    visit(&key, &value);
                 }
             }
         }
-        all
+        for line in self.base.iter() {
+            if let Some((key, Some(value))) = decode_line::<V>(line) {
+                if !self.loaded.contains_key(key.as_ref()) && self.delta.find(&key).is_none() {
+                    visit(&key, &value);
+                }
+            }
+        }
     }
 }
 
-fn encode_line<V: Serialize>(out: &mut Vec<u8>, key: &str, value: &V) {
+/// Copies `lines` to `out` with `changes` (sorted by key) applied: lines
+/// nobody changed are copied in runs, as they are.
+fn merge_lines<'a, V: Serialize + 'a>(
+    out: &mut Vec<u8>,
+    lines: &[u8],
+    changes: impl IntoIterator<Item = (&'a str, Change<'a, V>)>,
+) {
+    let mut cursor = 0;
+    for (key, change) in changes {
+        let at = cursor + lower_bound(&lines[cursor..], key);
+        out.extend_from_slice(&lines[cursor..at]);
+        cursor = at;
+        if let Some(end) = line_end(lines, at) {
+            if line_key(&lines[at..end]).is_some_and(|k| k == key) {
+                cursor = end;
+            }
+        }
+        match change {
+            Change::Set(value) => encode_line(out, key, Some(value)),
+            Change::Remove { mark: true } => encode_line::<V>(out, key, None),
+            Change::Remove { mark: false } => {}
+        }
+    }
+    out.extend_from_slice(&lines[cursor..]);
+}
+
+fn encode_line<V: Serialize>(out: &mut Vec<u8>, key: &str, value: Option<&V>) {
     // JSON escapes every control character, so neither part can hold the
     // tab or newline that delimit a line. Strings and plain data always encode.
     let _ = serde_json::to_writer(&mut *out, key);
     out.push(b'\t');
-    let _ = serde_json::to_writer(&mut *out, value);
+    let _ = serde_json::to_writer(&mut *out, &value);
     out.push(b'\n');
 }
 
@@ -199,7 +322,8 @@ fn line_key(line: &[u8]) -> Option<Cow<'_, str>> {
     }
 }
 
-fn decode_line<V: DeserializeOwned>(line: &[u8]) -> Option<(Cow<'_, str>, V)> {
+/// A line's key and value; `None` for a removal mark.
+fn decode_line<V: DeserializeOwned>(line: &[u8]) -> Option<(Cow<'_, str>, Option<V>)> {
     let key = line_key(line)?;
     let tab = memchr::memchr(b'\t', line)?;
     let value = line.get(tab + 1..)?;
@@ -245,7 +369,8 @@ impl<V> fmt::Debug for LazyMap<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LazyMap")
             .field("len", &self.len)
-            .field("stored_bytes", &self.lines.len())
+            .field("base_bytes", &self.base.len_bytes())
+            .field("delta_bytes", &self.delta.len_bytes())
             .field("loaded", &self.loaded.len())
             .finish()
     }
@@ -258,7 +383,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for LazyMap<V> {
         let entries = BTreeMap::<String, V>::deserialize(deserializer)?;
         let len = entries.len();
         let loaded = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
-        Ok(LazyMap { stored: Arc::default(), lines: 0..0, loaded, len })
+        Ok(LazyMap { loaded, len, ..LazyMap::default() })
     }
 }
 
@@ -267,13 +392,40 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Saves `map` as a state would and loads it back from the bytes.
-    fn reloaded(map: &LazyMap<u32>) -> LazyMap<u32> {
-        let mut bytes = b"header\n".to_vec();
-        map.write_lines(&mut bytes);
-        let len = map.len();
+    /// How a map is saved and loaded again.
+    #[derive(Debug, Clone, Copy)]
+    enum Save {
+        /// Every entry in one document.
+        Whole,
+        /// Only the changes, on top of the base it was loaded with.
+        OnItsBase,
+        /// Every entry into a new base, nothing on top.
+        NewBase,
+    }
+
+    fn lines_of(bytes: Vec<u8>) -> Lines {
         let end = bytes.len();
-        LazyMap::from_lines(Arc::new(bytes), 7..end, len)
+        Lines::new(Arc::new(bytes), 0..end)
+    }
+
+    fn reloaded(map: &LazyMap<u32>, how: Save) -> LazyMap<u32> {
+        let mut out = Vec::new();
+        match how {
+            Save::Whole => {
+                map.write_all_lines(&mut out);
+                LazyMap::from_layers(None, lines_of(out), map.len())
+            }
+            Save::OnItsBase => {
+                map.write_delta_lines(&mut out);
+                let base = map.base_digest().map(|digest| (map.base.clone(), digest.to_owned()));
+                LazyMap::from_layers(base, lines_of(out), map.len())
+            }
+            Save::NewBase => {
+                map.write_all_lines(&mut out);
+                let digest = format!("{:x}", xxhash_rust::xxh3::xxh3_64(&out));
+                LazyMap::from_layers(Some((lines_of(out), digest)), Lines::default(), map.len())
+            }
+        }
     }
 
     fn set(map: &mut LazyMap<u32>, key: &str, value: u32) {
@@ -285,8 +437,8 @@ mod tests {
         map.retain_loaded(|k, _| k != key);
     }
 
-    fn contents(map: &LazyMap<u32>) -> Vec<(String, u32)> {
-        map.decoded().into_iter().collect()
+    fn text(lines: &Lines) -> String {
+        String::from_utf8_lossy(lines.as_slice()).into_owned()
     }
 
     #[test]
@@ -295,19 +447,37 @@ mod tests {
         for (i, key) in ["a", "b", "c", "d"].into_iter().enumerate() {
             set(&mut map, key, i as u32);
         }
-        let mut map = reloaded(&map);
+        let mut map = reloaded(&map, Save::Whole);
         set(&mut map, "c", 30);
         assert_eq!(map.loaded.len(), 1, "one lookup decodes one entry");
         let mut saved = Vec::new();
-        map.write_lines(&mut saved);
+        map.write_all_lines(&mut saved);
         assert_eq!(String::from_utf8_lossy(&saved), "\"a\"\t0\n\"b\"\t1\n\"c\"\t30\n\"d\"\t3\n");
+    }
+
+    #[test]
+    fn on_a_base_only_changes_are_saved_and_removals_are_marked() {
+        let mut map = LazyMap::default();
+        for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
+            set(&mut map, key, i as u32);
+        }
+        let mut map = reloaded(&map, Save::NewBase);
+        set(&mut map, "b", 10);
+        set(&mut map, "z", 26);
+        remove(&mut map, "c");
+        let map = reloaded(&map, Save::OnItsBase);
+        assert_eq!(text(&map.delta), "\"b\"\t10\n\"c\"\tnull\n\"z\"\t26\n");
+        assert_eq!(text(&map.base), "\"a\"\t0\n\"b\"\t1\n\"c\"\t2\n", "the base is shared as it was");
+        assert_eq!(map.len(), 3);
+        let whole = reloaded(&map, Save::Whole);
+        assert_eq!(text(&whole.delta), "\"a\"\t0\n\"b\"\t10\n\"z\"\t26\n");
     }
 
     #[test]
     fn a_stored_entry_not_kept_on_load_is_replaced_by_a_new_one() {
         let mut map = LazyMap::default();
         set(&mut map, "old", 1);
-        let mut map = reloaded(&map);
+        let mut map = reloaded(&map, Save::Whole);
         assert_eq!(*map.get_or_insert_with("old", |_| false, || 99), 99);
         assert_eq!(map.len(), 1);
         let mut seen = 0;
@@ -318,9 +488,8 @@ mod tests {
 
     #[test]
     fn damaged_lines_read_as_missing_not_as_a_crash() {
-        let bytes = b"\"a\"\t1\nnot a line\n\"c\"\t{\n\"d\"\t4\n".to_vec();
-        let end = bytes.len();
-        let mut map: LazyMap<u32> = LazyMap::from_lines(Arc::new(bytes), 0..end, 4);
+        let lines = lines_of(b"\"a\"\t1\nnot a line\n\"c\"\t{\n\"d\"\t4\n".to_vec());
+        let mut map: LazyMap<u32> = LazyMap::from_layers(None, lines, 4);
         assert_eq!(*map.get_or_insert_with("d", |_| true, || 0), 4);
         assert_eq!(*map.get_or_insert_with("c", |_| true, || 7), 7);
         // Damage breaks the sort order the search relies on: an entry may read
@@ -328,19 +497,27 @@ mod tests {
         assert!([0, 1].contains(map.get_or_insert_with("a", |_| true, || 0)));
     }
 
+    fn save_strategy() -> impl Strategy<Value = Save> {
+        prop_oneof![Just(Save::Whole), Just(Save::OnItsBase), Just(Save::NewBase)]
+    }
+
     proptest! {
-        /// Whatever is written, removed, saved and loaded in whatever order,
-        /// the map holds what a plain map would, and its lines stay sorted.
+        /// Whatever is written, removed, saved and loaded in whatever order
+        /// and way, the map holds what a plain map would, and its lines stay
+        /// sorted.
         #[test]
         fn behaves_like_a_plain_map_across_saves(
             batches in prop::collection::vec(
-                prop::collection::vec(("[a-c\"\\\\\t\n\u{e9}]{0,3}", prop::option::of(0u32..100)), 0..12),
-                1..6,
+                (
+                    prop::collection::vec(("[a-c\"\\\\\t\n\u{e9}]{0,3}", prop::option::of(0u32..100)), 0..12),
+                    save_strategy(),
+                ),
+                1..8,
             )
         ) {
             let mut model: BTreeMap<String, u32> = BTreeMap::new();
             let mut map: LazyMap<u32> = LazyMap::default();
-            for batch in batches {
+            for (batch, how) in batches {
                 for (key, value) in batch {
                     match value {
                         Some(v) => {
@@ -354,16 +531,22 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(map.len(), model.len());
-                map = reloaded(&map);
-                prop_assert_eq!(contents(&map), model.clone().into_iter().collect::<Vec<_>>());
-                let lines = map.stored_lines();
-                let keys: Vec<String> =
-                    lines.split_inclusive(|&b| b == b'\n').filter_map(line_key).map(|k| k.into_owned()).collect();
-                prop_assert_eq!(keys, model.keys().cloned().collect::<Vec<_>>());
+                map = reloaded(&map, how);
+                prop_assert_eq!(map.len(), model.len());
+                prop_assert_eq!(&map.decoded(), &model);
+                for layer in [&map.base, &map.delta] {
+                    let keys: Vec<String> = layer.iter().filter_map(line_key).map(|k| k.into_owned()).collect();
+                    let mut sorted = keys.clone();
+                    sorted.sort();
+                    sorted.dedup();
+                    prop_assert_eq!(keys, sorted);
+                }
             }
             for (key, value) in &model {
                 prop_assert_eq!(*map.get_or_insert_with(key, |_| true, || u32::MAX), *value);
             }
+            map.load_all();
+            prop_assert_eq!(&map.decoded(), &model);
         }
     }
 }

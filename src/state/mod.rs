@@ -16,6 +16,13 @@
 //! Principals are most of an account's state and an invocation touches few of
 //! them, so their lines are decoded only when used and copied as they are on
 //! save (see [`lazy_map`]). Format 1, one JSON document, is still read.
+//!
+//! Saved in two parts ([`State::to_parts`], for the Lambda), most principals
+//! live in a [`StateBase`] of the same shape, rewritten rarely and shared by
+//! many saves; the state itself then carries `"base":"<its checksum>"` in
+//! its first line and, on its lines, only what changed since that base (a
+//! `null` marks a principal forgotten since). An invocation then reads and
+//! writes the changes, not every principal the account knows.
 
 mod lazy_map;
 
@@ -25,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use lazy_map::LazyMap;
+use lazy_map::Lines;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +45,11 @@ use crate::detect::source_ip::SourceIpState;
 pub const STATE_FORMAT: u32 = 2;
 /// The single-document format before principals got lines of their own.
 const FORMAT_ONE_DOCUMENT: u32 = 1;
+/// Changes on top of a base up to this size, or a tenth of the base if
+/// that is more, are saved as changes; past it the base is written again.
+const MAX_CHANGES_BYTES: usize = 256 * 1024;
+/// The first line of a [`StateBase`].
+const BASE_HEADER: &[u8] = br#"{"rolewatch_state_base":2}"#;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +71,10 @@ pub struct State {
     pub unexpected_source_ip: SourceIpState,
     #[serde(default)]
     pub long_session: LongSessionState,
+    /// Checksum of the base a saved state's principals build on; read, then
+    /// held by the principals themselves.
+    #[serde(default, skip_serializing)]
+    base: Option<String>,
 }
 
 impl Default for State {
@@ -70,6 +87,7 @@ impl Default for State {
             repeated_failures: FailureState::default(),
             unexpected_source_ip: SourceIpState::default(),
             long_session: LongSessionState::default(),
+            base: None,
         }
     }
 }
@@ -96,14 +114,125 @@ struct Trailer {
     xxh3: String,
 }
 
+/// Most of an account's principals, saved apart from the state that
+/// builds on them (see the module notes). Immutable: it is named by its
+/// checksum, so a copy kept in memory never goes stale.
+#[derive(Clone)]
+pub struct StateBase {
+    bytes: Arc<Vec<u8>>,
+    lines: Lines,
+    principals: usize,
+    digest: String,
+}
+
+impl std::fmt::Debug for StateBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateBase").field("digest", &self.digest).field("principals", &self.principals).finish()
+    }
+}
+
+impl StateBase {
+    /// Reads and checks a saved base.
+    pub fn from_bytes(bytes: impl Into<Arc<Vec<u8>>>) -> Result<StateBase, StateError> {
+        let bytes = bytes.into();
+        let corrupt = |reason: String| StateError::Corrupt { origin: "base".to_owned(), reason };
+        let header_end = memchr::memchr(b'\n', &bytes).unwrap_or(bytes.len());
+        if &bytes[..header_end] != BASE_HEADER {
+            return Err(corrupt("not a rolewatch state base".to_owned()));
+        }
+        let (lines, trailer) = checked_lines(&bytes, header_end).map_err(corrupt)?;
+        Ok(StateBase {
+            lines: Lines::new(Arc::clone(&bytes), lines),
+            bytes,
+            principals: trailer.principals,
+            digest: trailer.xxh3,
+        })
+    }
+
+    /// Its checksum, which names it.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The saved bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// State saved in two parts: the state, and a new base when one was due.
+#[derive(Debug)]
+pub struct SavedState {
+    pub state: Vec<u8>,
+    /// The checksum of the base `state` names, if it names one.
+    pub base: Option<String>,
+    /// To be stored before `state`, which names it.
+    pub new_base: Option<StateBase>,
+}
+
+/// Checks the closing line of saved lines: the count and the checksum of
+/// everything before it. Returns where the lines are.
+fn checked_lines(bytes: &[u8], header_end: usize) -> Result<(std::ops::Range<usize>, Trailer), String> {
+    let body = bytes.get(..bytes.len().saturating_sub(1)).unwrap_or_default();
+    let trailer_start = match memchr::memrchr(b'\n', body) {
+        Some(i) if i >= header_end && bytes.ends_with(b"\n") => i + 1,
+        _ => return Err("the closing checksum line is missing (a truncated write?)".to_owned()),
+    };
+    let trailer: Trailer = serde_json::from_slice(&bytes[trailer_start..]).map_err(|e| format!("closing line: {e}"))?;
+    let digest = digest(&bytes[..trailer_start]);
+    if trailer.xxh3 != digest {
+        return Err(format!("checksum is {digest}, the closing line says {} (damaged or edited?)", trailer.xxh3));
+    }
+    Ok(((header_end + 1).min(trailer_start)..trailer_start, trailer))
+}
+
+fn digest(bytes: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
+/// Appends the closing line over everything in `out`; returns the checksum.
+fn close(out: &mut Vec<u8>, principals: usize) -> String {
+    let trailer = Trailer { principals, xxh3: digest(out) };
+    // Plain data always serialises.
+    let _ = serde_json::to_writer(&mut *out, &trailer);
+    out.push(b'\n');
+    trailer.xxh3
+}
+
+/// The first line of saved state: the state's small parts and, when saved
+/// in two parts, the base it builds on.
+#[derive(Serialize)]
+struct Header<'a> {
+    #[serde(flatten)]
+    state: &'a State,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<&'a str>,
+}
+
 impl State {
     /// Reads saved state. The bytes are kept: principals are decoded from
     /// them only when used.
     pub fn from_bytes(bytes: impl Into<Arc<Vec<u8>>>) -> Result<State, StateError> {
-        State::parse(bytes.into(), "object")
+        State::parse(bytes.into(), None, "object")
     }
 
-    fn parse(bytes: Arc<Vec<u8>>, origin: &str) -> Result<State, StateError> {
+    /// Reads state saved in two parts, with the base it names (see
+    /// [`State::base_of`]).
+    pub fn from_parts(bytes: impl Into<Arc<Vec<u8>>>, base: &StateBase) -> Result<State, StateError> {
+        State::parse(bytes.into(), Some(base), "object")
+    }
+
+    /// The checksum of the base saved state builds on, if it needs one.
+    pub fn base_of(bytes: &[u8]) -> Option<String> {
+        #[derive(Deserialize)]
+        struct BaseOnly {
+            base: Option<String>,
+        }
+        let header_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
+        serde_json::from_slice::<BaseOnly>(&bytes[..header_end]).ok()?.base
+    }
+
+    fn parse(bytes: Arc<Vec<u8>>, base: Option<&StateBase>, origin: &str) -> Result<State, StateError> {
         let corrupt = |reason: String| StateError::Corrupt { origin: origin.to_owned(), reason };
         let header_end = memchr::memchr(b'\n', &bytes).unwrap_or(bytes.len());
         let mut state: State = match serde_json::from_slice(&bytes[..header_end]) {
@@ -128,35 +257,62 @@ impl State {
         if !state.unexpected_source_ip.principals.is_empty() {
             return Err(corrupt("principals belong on lines of their own, not in the first line".to_owned()));
         }
-        let body = bytes.get(..bytes.len().saturating_sub(1)).unwrap_or_default();
-        let trailer_start = match memchr::memrchr(b'\n', body) {
-            Some(i) if i >= header_end && bytes.ends_with(b"\n") => i + 1,
-            _ => return Err(corrupt("the closing checksum line is missing (a truncated write?)".to_owned())),
+        let (lines, trailer) = checked_lines(&bytes, header_end).map_err(corrupt)?;
+        let base = match (state.base.take(), base) {
+            (None, _) => None,
+            (Some(named), Some(base)) if named == base.digest => Some((base.lines.clone(), named)),
+            (Some(named), _) => {
+                return Err(corrupt(format!("it builds on state base {named}, which was not found")));
+            }
         };
-        let trailer: Trailer =
-            serde_json::from_slice(&bytes[trailer_start..]).map_err(|e| corrupt(format!("closing line: {e}")))?;
-        let digest = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes[..trailer_start]));
-        if trailer.xxh3 != digest {
-            return Err(corrupt(format!("checksum is {digest}, the state says {} (damaged or edited?)", trailer.xxh3)));
-        }
-        let lines = (header_end + 1).min(trailer_start)..trailer_start;
-        state.unexpected_source_ip.principals = LazyMap::from_lines(bytes.clone(), lines, trailer.principals);
+        state.unexpected_source_ip.principals =
+            LazyMap::from_layers(base, Lines::new(bytes, lines), trailer.principals);
         Ok(state)
     }
 
+    /// Saves everything in one piece.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.unexpected_source_ip.principals.encoded_len_estimate() + 64 * 1024);
-        // Maps with string keys and plain numbers always serialise.
-        let _ = serde_json::to_writer(&mut out, self);
-        out.push(b'\n');
-        self.unexpected_source_ip.principals.write_lines(&mut out);
-        let trailer = Trailer {
-            principals: self.unexpected_source_ip.principals.len(),
-            xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
-        };
-        let _ = serde_json::to_writer(&mut out, &trailer);
-        out.push(b'\n');
+        let principals = &self.unexpected_source_ip.principals;
+        let mut out = Vec::with_capacity(principals.encoded_len_estimate() + 64 * 1024);
+        self.write_header(&mut out, None);
+        principals.write_all_lines(&mut out);
+        close(&mut out, principals.len());
         out
+    }
+
+    /// Saves the changes since the base the principals were loaded with, or
+    /// everything into a new base once the changes outgrow their limit.
+    pub fn to_parts(&self) -> SavedState {
+        let principals = &self.unexpected_source_ip.principals;
+        let mut changes = Vec::new();
+        principals.write_delta_lines(&mut changes);
+        let limit = MAX_CHANGES_BYTES.max(principals.base_len_bytes() / 10);
+        let (base_digest, lines, new_base) = if changes.len() <= limit {
+            (principals.base_digest().map(str::to_owned), changes, None)
+        } else {
+            let mut bytes = Vec::with_capacity(principals.encoded_len_estimate() + 1024);
+            bytes.extend_from_slice(BASE_HEADER);
+            bytes.push(b'\n');
+            let start = bytes.len();
+            principals.write_all_lines(&mut bytes);
+            let end = bytes.len();
+            let digest = close(&mut bytes, principals.len());
+            let bytes = Arc::new(bytes);
+            let lines = Lines::new(Arc::clone(&bytes), start..end);
+            let base = StateBase { bytes, lines, principals: principals.len(), digest: digest.clone() };
+            (Some(digest), Vec::new(), Some(base))
+        };
+        let mut out = Vec::with_capacity(lines.len() + 64 * 1024);
+        self.write_header(&mut out, base_digest.as_deref());
+        out.extend_from_slice(&lines);
+        close(&mut out, principals.len());
+        SavedState { state: out, base: base_digest, new_base }
+    }
+
+    fn write_header(&self, out: &mut Vec<u8>, base: Option<&str>) {
+        // Maps with string keys and plain numbers always serialise.
+        let _ = serde_json::to_writer(&mut *out, &Header { state: self, base });
+        out.push(b'\n');
     }
 }
 
@@ -205,7 +361,7 @@ impl StateStore for FileStateStore {
     /// silently replaced (it holds the baselines people rely on).
     fn load(&mut self) -> Result<State, StateError> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => State::parse(Arc::new(bytes), &self.path.display().to_string()),
+            Ok(bytes) => State::parse(Arc::new(bytes), None, &self.path.display().to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
             Err(source) => Err(StateError::Read { path: self.path.clone(), source }),
         }
@@ -295,6 +451,43 @@ mod tests {
         assert_eq!(again, state);
         let err = State::from_bytes(br#"{"format":3}"#.to_vec()).unwrap_err().to_string();
         assert!(err.contains("format 3"), "{err}");
+    }
+
+    #[test]
+    fn saved_in_two_parts_state_reads_back_whole_and_later_saves_carry_only_changes() {
+        let state = state_with_principals(3_000);
+        let first = state.to_parts();
+        let base = first.new_base.expect("3,000 principals outgrow the changes limit: a base is written");
+        assert!(first.state.len() < 1_000, "the state part names the base and holds no principal");
+        let loaded = State::from_parts(first.state.clone(), &base).unwrap();
+        assert_eq!(loaded, state);
+
+        let mut engine = crate::Engine::new(&crate::Config::default(), loaded);
+        let newcomer = crate::detect::tests::success("arn:aws:iam::111122223333:user/newcomer", "n1", 2_000);
+        let known = crate::detect::tests::success("arn:aws:iam::111122223333:user/u7", "n2", 2_000);
+        engine.apply("g", &[newcomer, known]);
+        let changed = engine.into_state();
+        let second = changed.to_parts();
+        assert!(second.new_base.is_none(), "two changed principals do not rewrite the base");
+        assert!(second.state.len() < 4_000, "{} bytes saved for two principals", second.state.len());
+        assert_eq!(State::base_of(&second.state).as_deref(), Some(base.digest()));
+        let again = State::from_parts(second.state.clone(), &base).unwrap();
+        assert_eq!(again.unexpected_source_ip.principals.len(), 3_001);
+        assert_eq!(again, changed);
+        assert_eq!(State::from_bytes(again.to_bytes()).unwrap(), changed, "and in one piece for a file");
+    }
+
+    #[test]
+    fn two_part_state_without_its_base_is_refused_naming_the_base() {
+        let saved = state_with_principals(3_000).to_parts();
+        let base = saved.new_base.unwrap();
+        let err = State::from_bytes(saved.state.clone()).unwrap_err().to_string();
+        assert!(err.contains(base.digest()), "{err}");
+        let other = state_with_principals(2_500).to_parts().new_base.unwrap();
+        assert!(State::from_parts(saved.state, &other).is_err());
+        let mut damaged = base.as_bytes().to_vec();
+        damaged[100] ^= 0x20;
+        assert!(StateBase::from_bytes(damaged).unwrap_err().to_string().contains("checksum"));
     }
 
     #[test]

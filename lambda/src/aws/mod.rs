@@ -6,7 +6,7 @@ mod s3_state;
 mod sns_sink;
 
 pub use s3_source::S3Source;
-pub use s3_state::{S3StateRepo, DEFAULT_STATE_PREFIX};
+pub use s3_state::{S3StateRepo, DEFAULT_BASE_CACHE_BYTES, DEFAULT_STATE_PREFIX};
 pub use sns_sink::{sns_entries, SnsSink};
 
 /// An SDK error with its whole cause chain (the SDK's own `Display` says only

@@ -3,7 +3,17 @@
 //! `If-None-Match: *` when there was none. A `412 PreconditionFailed` (or
 //! `409 ConditionalRequestConflict`) is a [`SaveOutcome::Conflict`]: another
 //! invocation got there first.
+//!
+//! An account that knows many principals keeps most of them in a base
+//! object, `{prefix}{account}.base-{checksum}` (see `rolewatch::state`): the
+//! state object names it and holds only the changes since, so an invocation
+//! moves kilobytes, not every principal. A base never changes once written,
+//! so bases are kept in memory between invocations, up to a byte budget.
+//! A new base is written before the state object that names it; the one it
+//! replaces is deleted once that state object is saved.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::config::http::HttpResponse;
@@ -12,7 +22,7 @@ use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use rolewatch::state::State;
+use rolewatch::state::{State, StateBase};
 
 use crate::ports::{LoadedState, SaveOutcome, StateError, StateRepo, StateVersion};
 
@@ -24,17 +34,123 @@ const LEASE_SECONDS: i64 = 330;
 /// How long an invocation waits for another to finish with the account
 /// before it fails (and Lambda retries it later).
 const LEASE_WAIT: Duration = Duration::from_secs(240);
+/// Bases kept in memory when the function's memory size is not known.
+pub const DEFAULT_BASE_CACHE_BYTES: usize = 40 << 20;
+/// Times the state object is read again when the base it names is gone
+/// (replaced by a concurrent save) before the state counts as corrupt.
+const MAX_BASE_RETRIES: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct S3StateRepo {
     client: Client,
     bucket: String,
     prefix: String,
+    bases: Arc<Mutex<BaseCache>>,
+    /// The base each account's state named when last loaded or saved: the
+    /// one to delete once a save replaces it.
+    named_bases: Arc<Mutex<HashMap<String, Option<String>>>>,
+}
+
+/// Bases in memory, least recently used first, within a byte budget.
+#[derive(Debug, Default)]
+struct BaseCache {
+    budget_bytes: usize,
+    entries: Vec<(String, StateBase)>,
+}
+
+impl BaseCache {
+    fn get(&mut self, key: &str) -> Option<StateBase> {
+        let at = self.entries.iter().position(|(k, _)| k == key)?;
+        let entry = self.entries.remove(at);
+        let base = entry.1.clone();
+        self.entries.push(entry);
+        Some(base)
+    }
+
+    fn put(&mut self, key: String, base: StateBase) {
+        self.remove(&key);
+        if base.as_bytes().len() > self.budget_bytes {
+            return;
+        }
+        self.entries.push((key, base));
+        while self.entries.iter().map(|(_, b)| b.as_bytes().len()).sum::<usize>() > self.budget_bytes {
+            self.entries.remove(0);
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.entries.retain(|(k, _)| k != key);
+    }
 }
 
 impl S3StateRepo {
     pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
-        Self { client, bucket: bucket.into(), prefix: prefix.into() }
+        Self {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            bases: Arc::new(Mutex::new(BaseCache { budget_bytes: DEFAULT_BASE_CACHE_BYTES, entries: Vec::new() })),
+            named_bases: Arc::default(),
+        }
+    }
+
+    /// How many bytes of bases to keep in memory between invocations.
+    pub fn with_base_cache_bytes(self, budget_bytes: usize) -> Self {
+        if let Ok(mut cache) = self.bases.lock() {
+            cache.budget_bytes = budget_bytes;
+        }
+        self
+    }
+
+    /// The object holding the base with this checksum.
+    pub fn base_key(&self, account: &str, digest: &str) -> String {
+        format!("{}{account}.base-{digest}", self.prefix)
+    }
+
+    /// The base named `digest`: from memory, else from S3. `Ok(Err(why))`
+    /// when it is missing or damaged.
+    async fn base(&self, account: &str, digest: &str) -> Result<Result<StateBase, String>, StateError> {
+        let key = self.base_key(account, digest);
+        if let Some(base) = self.bases.lock().ok().and_then(|mut cache| cache.get(&key)) {
+            return Ok(Ok(base));
+        }
+        let output = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+            Ok(output) => output,
+            Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
+                return Ok(Err(format!("its base s3://{}/{key} is missing", self.bucket)));
+            }
+            Err(err) => return Err(self.error("load", &key, super::describe(&err))),
+        };
+        let raw = output.body.collect().await.map_err(|err| self.error("load", &key, super::describe(&err)))?.to_vec();
+        match StateBase::from_bytes(raw) {
+            Ok(base) if base.digest() == digest => {
+                if let Ok(mut cache) = self.bases.lock() {
+                    cache.put(key, base.clone());
+                }
+                Ok(Ok(base))
+            }
+            Ok(base) => Ok(Err(format!("its base s3://{}/{key} holds base {}", self.bucket, base.digest()))),
+            Err(err) => Ok(Err(format!("its base s3://{}/{key}: {err}", self.bucket))),
+        }
+    }
+
+    /// Deletes a base no state names any more. A failure leaves an unused
+    /// object behind, nothing worse: it is logged, not an error.
+    async fn delete_base(&self, account: &str, digest: &str) {
+        let key = self.base_key(account, digest);
+        if let Ok(mut cache) = self.bases.lock() {
+            cache.remove(&key);
+        }
+        if let Err(err) = self.client.delete_object().bucket(&self.bucket).key(&key).send().await {
+            tracing::warn!(account, base = %key, error = %super::describe(&err),
+                "a replaced state base could not be deleted; it is unused and can be removed");
+        }
+    }
+
+    fn remember_base(&self, account: &str, digest: Option<String>) {
+        if let Ok(mut named) = self.named_bases.lock() {
+            named.insert(account.to_owned(), digest);
+        }
     }
 
     /// The state object's key for an account.
@@ -85,16 +201,42 @@ impl S3StateRepo {
 impl StateRepo for S3StateRepo {
     async fn load(&self, account: &str) -> Result<LoadedState, StateError> {
         let key = self.key(account);
-        let output = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
-            Ok(output) => output,
-            Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
-                return Ok(LoadedState::Missing)
+        let mut read_before: Option<StateVersion> = None;
+        for _ in 0..MAX_BASE_RETRIES {
+            let output = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+                Ok(output) => output,
+                Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
+                    self.remember_base(account, None);
+                    return Ok(LoadedState::Missing);
+                }
+                Err(err) => return Err(self.error("load", &key, super::describe(&err))),
+            };
+            let version = StateVersion(output.e_tag().unwrap_or_default().to_owned());
+            let raw =
+                output.body.collect().await.map_err(|err| self.error("load", &key, super::describe(&err)))?.to_vec();
+            let Some(digest) = State::base_of(&raw) else {
+                self.remember_base(account, None);
+                return Ok(LoadedState::from_bytes(raw, version));
+            };
+            match self.base(account, &digest).await? {
+                Ok(base) => {
+                    self.remember_base(account, Some(digest));
+                    return Ok(LoadedState::from_parts(raw, &base, version));
+                }
+                // A concurrent save may have replaced both since: read again,
+                // unless the state object is the one already read.
+                Err(why) if read_before.as_ref() != Some(&version) => {
+                    tracing::warn!(account, state = %self.location(account), reason = %why,
+                        "the state's base is unavailable; reading the state again");
+                    read_before = Some(version);
+                }
+                Err(why) => {
+                    self.remember_base(account, None);
+                    return Ok(LoadedState::Corrupt { version, raw, reason: why });
+                }
             }
-            Err(err) => return Err(self.error("load", &key, super::describe(&err))),
-        };
-        let version = StateVersion(output.e_tag().unwrap_or_default().to_owned());
-        let raw = output.body.collect().await.map_err(|err| self.error("load", &key, super::describe(&err)))?.to_vec();
-        Ok(LoadedState::from_bytes(raw, version))
+        }
+        Err(self.error("load", &key, "the state kept changing while its base was read; Lambda will retry".to_owned()))
     }
 
     async fn save(
@@ -104,24 +246,55 @@ impl StateRepo for S3StateRepo {
         expected: Option<&StateVersion>,
     ) -> Result<SaveOutcome, StateError> {
         let key = self.key(account);
+        let saved = state.to_parts();
+        if let Some(base) = &saved.new_base {
+            // Before the state object that names it. Written again by a retry,
+            // it is the same object: a base is named by its content.
+            let base_key = self.base_key(account, base.digest());
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&base_key)
+                .content_type("text/plain")
+                .body(ByteStream::from(base.as_bytes().to_vec()))
+                .send()
+                .await
+                .map_err(|err| self.error("save", &base_key, super::describe(&err)))?;
+            if let Ok(mut cache) = self.bases.lock() {
+                cache.put(base_key, base.clone());
+            }
+        }
         let request = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(&key)
-            .content_type("application/json")
-            .body(ByteStream::from(state.to_bytes()));
+            .content_type("text/plain")
+            .body(ByteStream::from(saved.state));
+        let now_named = saved.base;
         let request = match expected {
             Some(version) => request.if_match(&version.0),
             None => request.if_none_match("*"),
         };
-        match request.send().await {
-            Ok(output) => Ok(SaveOutcome::Saved(StateVersion(output.e_tag().unwrap_or_default().to_owned()))),
-            Err(err) if is_conflict(&err) => Ok(SaveOutcome::Conflict),
+        let version = match request.send().await {
+            Ok(output) => StateVersion(output.e_tag().unwrap_or_default().to_owned()),
+            // A base written for a save that lost is left behind: the winner may
+            // have written the very same one.
+            Err(err) if is_conflict(&err) => return Ok(SaveOutcome::Conflict),
             // `If-Match` on an object deleted since it was read: load again.
-            Err(err) if expected.is_some() && is_missing(&err) => Ok(SaveOutcome::Conflict),
-            Err(err) => Err(self.error("save", &key, super::describe(&err))),
+            Err(err) if expected.is_some() && is_missing(&err) => return Ok(SaveOutcome::Conflict),
+            Err(err) => return Err(self.error("save", &key, super::describe(&err))),
+        };
+        let replaced = self
+            .named_bases
+            .lock()
+            .ok()
+            .and_then(|mut named| named.insert(account.to_owned(), now_named.clone()).flatten())
+            .filter(|old| Some(old) != now_named.as_ref());
+        if let Some(old) = replaced {
+            self.delete_base(account, &old).await;
         }
+        Ok(SaveOutcome::Saved(version))
     }
 
     async fn acquire_lease(&self, account: &str) -> Result<(), StateError> {

@@ -233,8 +233,22 @@ impl Fixture {
 
     /// The detector state the function saved for the sample account.
     pub async fn state(&self, prefix: &str) -> Option<rolewatch::state::State> {
-        let (bytes, _) = self.get(STATE_BUCKET, &format!("{prefix}{ACCOUNT}.json")).await?;
-        Some(rolewatch::state::State::from_bytes(bytes.clone()).expect("saved state is valid"))
+        self.state_of(prefix, ACCOUNT).await
+    }
+
+    /// An account's saved state, with the base it names when saved in two parts.
+    pub async fn state_of(&self, prefix: &str, account: &str) -> Option<rolewatch::state::State> {
+        use rolewatch::state::{State, StateBase};
+        let (bytes, _) = self.get(STATE_BUCKET, &format!("{prefix}{account}.json")).await?;
+        let state = match State::base_of(&bytes) {
+            None => State::from_bytes(bytes),
+            Some(digest) => {
+                let (base, _) =
+                    self.get(STATE_BUCKET, &format!("{prefix}{account}.base-{digest}")).await.expect("the named base");
+                State::from_parts(bytes, &StateBase::from_bytes(base).expect("the base is valid"))
+            }
+        };
+        Some(state.expect("saved state is valid"))
     }
 
     /// Every message now in the queue (removed from it).

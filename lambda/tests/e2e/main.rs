@@ -13,5 +13,6 @@ mod load;
 mod oracle;
 mod runtime;
 mod samples;
+mod state_parts;
 mod streaming;
 mod synth;

@@ -13,7 +13,7 @@ use rolewatch::state::State;
 use serde_json::{json, Value};
 
 use crate::harness::{denied_assume_role, granted_assume_role, other_call, workspace, Delivered, ACCOUNT, REGION};
-use crate::harness::{Fixture, STATE_BUCKET, TRAIL_BUCKET};
+use crate::harness::{Fixture, TRAIL_BUCKET};
 
 /// What identifies a delivered alert for these tests: detector, dedup_key
 /// and the (sorted) event ids it carries.
@@ -109,12 +109,7 @@ pub fn distinct(delivered: &[Delivered]) -> (BTreeSet<Signature>, usize) {
 
 /// The input ids recorded in an account's saved state.
 pub async fn recorded_inputs(fx: &Fixture, prefix: &str, account: &str) -> BTreeSet<String> {
-    match fx.get(STATE_BUCKET, &format!("{prefix}{account}.json")).await {
-        Some((bytes, _)) => {
-            State::from_bytes(bytes.clone()).expect("saved state is valid").inputs.into_keys().collect()
-        }
-        None => BTreeSet::new(),
-    }
+    fx.state_of(prefix, account).await.map(|state| state.inputs.into_keys().collect()).unwrap_or_default()
 }
 
 /// The target directory (`CARGO_TARGET_DIR` or the workspace's `target/`).

@@ -1,0 +1,95 @@
+//! An account that knows thousands of principals: its state is saved in two
+//! parts, a base and the changes since, so an invocation reads and writes
+//! kilobytes; the base is still what detections are judged against.
+
+use serde_json::Value;
+
+use crate::harness::{
+    cloudtrail_gz, granted_assume_role, log_key, s3_event, Fixture, ACCOUNT, STATE_BUCKET, TRAIL_BUCKET,
+};
+
+const PREFIX: &str = "rolewatch/state/";
+const PRINCIPALS: usize = 3_000;
+
+fn from(record: Value, ip: &str) -> Value {
+    let mut record = record;
+    record["sourceIPAddress"] = Value::from(ip);
+    record
+}
+
+async fn deliver(fx: &Fixture, day: &str, name: &str, records: &[Value]) {
+    let key = log_key(day, name);
+    fx.put(TRAIL_BUCKET, &key, cloudtrail_gz(records)).await;
+    fx.handler(PREFIX).handle(s3_event(&[&key])).await.expect("invocation succeeds");
+}
+
+async fn bases(fx: &Fixture) -> Vec<String> {
+    fx.list(STATE_BUCKET, &format!("{PREFIX}{ACCOUNT}.base-")).await
+}
+
+async fn state_object_bytes(fx: &Fixture) -> usize {
+    fx.get(STATE_BUCKET, &format!("{PREFIX}{ACCOUNT}.json")).await.map_or(0, |(b, _)| b.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_account_moves_only_its_changes_and_still_judges_against_every_principal() {
+    let fx = Fixture::new().await;
+    // carol learns her office network on the 1st; 3,000 other users appear on the 9th.
+    deliver(&fx, "01", "carol", &[granted_assume_role("c0", "2026-10-01T09:00:00Z", "carol")]).await;
+    let crowd: Vec<Value> = (0..PRINCIPALS)
+        .map(|i| granted_assume_role(&format!("u{i}"), "2026-10-09T08:00:00Z", &format!("user{i:04}")))
+        .collect();
+    deliver(&fx, "09", "crowd", &crowd).await;
+    let first_bases = bases(&fx).await;
+    assert_eq!(first_bases.len(), 1, "the principals went into a base: {first_bases:?}");
+    let small = state_object_bytes(&fx).await;
+    assert!(small < 16 * 1024, "the state object names the base and holds no principal: {small} bytes");
+    assert!(fx.drain().await.is_empty(), "learning raises nothing");
+
+    // An hour later: carol, mature now, from a network she never used.
+    deliver(
+        &fx,
+        "09",
+        "carol-away",
+        &[from(granted_assume_role("c1", "2026-10-09T09:00:00Z", "carol"), "203.0.113.50")],
+    )
+    .await;
+    let alerts = fx.drain().await;
+    let detectors: Vec<&str> = alerts.iter().map(|a| a.detector()).collect();
+    assert_eq!(detectors, ["unexpected_source_ip"], "carol's baseline came from the base");
+    assert_eq!(bases(&fx).await, first_bases, "a change of one principal does not rewrite the base");
+    let after = state_object_bytes(&fx).await;
+    assert!(after < small + 4 * 1024, "only carol's change was added: {small} -> {after} bytes");
+
+    let state = fx.state(PREFIX).await.expect("state saved");
+    assert_eq!(state.unexpected_source_ip.principals.len(), PRINCIPALS + 1);
+
+    // A day of event time later the daily sweep writes a new base and the
+    // old one is deleted.
+    deliver(&fx, "10", "next-day", &[granted_assume_role("u-next", "2026-10-10T10:00:00Z", "user0001")]).await;
+    let now = bases(&fx).await;
+    assert_eq!(now.len(), 1, "one base at a time: {now:?}");
+    assert_ne!(now, first_bases, "the sweep wrote a new base");
+    let state = fx.state(PREFIX).await.expect("state saved");
+    assert_eq!(state.unexpected_source_ip.principals.len(), PRINCIPALS + 1, "the sweep forgot nobody still known");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_whose_base_is_gone_is_reported_and_set_aside_not_a_crash_loop() {
+    let fx = Fixture::new().await;
+    let crowd: Vec<Value> = (0..PRINCIPALS)
+        .map(|i| granted_assume_role(&format!("u{i}"), "2026-10-09T08:00:00Z", &format!("user{i:04}")))
+        .collect();
+    deliver(&fx, "09", "crowd", &crowd).await;
+    let base = bases(&fx).await.pop().expect("a base was written");
+    fx.s3.delete_object().bucket(STATE_BUCKET).key(&base).send().await.expect("delete the base");
+
+    // A new handler, as a cold start: no base in memory either.
+    deliver(&fx, "09", "later", &[granted_assume_role("x1", "2026-10-09T09:00:00Z", "user0001")]).await;
+    let alerts = fx.drain().await;
+    let detectors: Vec<&str> = alerts.iter().map(|a| a.detector()).collect();
+    assert_eq!(detectors, ["state_reset"], "{alerts:?}");
+    let quarantined = fx.list(STATE_BUCKET, &format!("{PREFIX}quarantine/")).await;
+    assert_eq!(quarantined.len(), 1, "the unreadable state was copied aside: {quarantined:?}");
+    assert!(fx.state(PREFIX).await.is_some(), "the account works again from fresh state");
+}
