@@ -292,19 +292,25 @@ def main(argv: list[str]) -> int:
     def s3_object_scope():
         prefix_ok = (r"arn:\$\{AWS::Partition\}:s3:::\$\{TrailBucketName\}/(\$\{TrailKeyPrefix\})?AWSLogs/\*",
                      r"\$\{StateBucket\.Arn\}/\$\{StatePrefix\}\*")
+        bases_only = r"\$\{StateBucket\.Arn\}/\$\{StatePrefix\}\*\.base-\*"
         problems = []
         for st, _ in role_statements(res, role_id):
             for a in actions(st):
                 if not a.startswith("s3:") or a == "s3:ListBucket":
                     continue
                 for r in map(render, as_list(st["Resource"])):
-                    if a == "s3:PutObject" and not re.fullmatch(prefix_ok[1], r):
+                    if a == "s3:DeleteObject" and not re.fullmatch(bases_only, r):
+                        problems.append(f"{a} on {r} (only replaced state bases may be deleted)")
+                    elif a == "s3:DeleteObject":
+                        continue
+                    elif a == "s3:PutObject" and not re.fullmatch(prefix_ok[1], r):
                         problems.append(f"{a} on {r}")
                     elif not any(re.fullmatch(p, r) for p in prefix_ok):
                         problems.append(f"{a} on {r}")
         return ", ".join(problems) or None
 
-    c.run("role: S3 object access only on the trail's AWSLogs/ and the state prefix; writes only to state", s3_object_scope)
+    c.run("role: S3 object access only on the trail's AWSLogs/ and the state prefix; writes only to state;"
+          " deletes only of state bases", s3_object_scope)
 
     def list_scope():
         found = grants(res, role_id, "s3:ListBucket")
