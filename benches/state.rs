@@ -2,11 +2,14 @@
 //! processing one CloudTrail file: the share state I/O takes of an invocation,
 //! saved in one piece (the CLI) and in two parts (the Lambda).
 //!
-//! `cargo bench --bench state -- [PRINCIPALS] [TYPICAL_FILE.json.gz]`
+//! `cargo bench --bench state -- [PRINCIPALS] [TYPICAL_FILE.json.gz] [FOLDER]`
 //! prints one `key=value` line per figure for `scripts/bench.sh` to read.
+//! With a folder, its files run in name order as consecutive invocations of
+//! one account, in two parts, and the share of state over all of them is
+//! printed: the changes grow, new bases and daily sweeps come due.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rolewatch::cloudtrail::{read_input, AssumeRoleEvent, InputLimits, SourceAddress};
@@ -24,6 +27,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let principals: usize = args.first().map_or(DEFAULT_PRINCIPALS, |a| a.parse().expect("PRINCIPALS is a number"));
     let typical_file = args.get(1).map(PathBuf::from);
+    let sequence = args.get(2).map(PathBuf::from);
     let typical = typical_file.as_ref().map(|path| {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let events = read_input(&bytes[..], &InputLimits::default()).expect("typical file reads").events;
@@ -106,6 +110,62 @@ fn main() {
         println!("file_process_ms={:.2}", ms(mid(process)));
         println!("save_ms={:.3}", ms(mid(save)));
     }
+
+    if let Some(folder) = sequence {
+        run_sequence(&folder, part, base);
+    }
+}
+
+/// Every file of `folder` as one invocation after another against the same
+/// account's state, as the Lambda runs them: state part read (base in
+/// memory), file applied, changes saved, a new base when due.
+fn run_sequence(folder: &Path, mut part: Vec<u8>, mut base: StateBase) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".json.gz"))
+        .collect();
+    files.sort();
+    let config = Config::default();
+    let (mut state_time, mut process_times, mut sweep_time) = (Duration::ZERO, Vec::new(), Duration::ZERO);
+    let (mut new_bases, mut sweeps, mut largest_part) = (0, 0, 0);
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let started = Instant::now();
+        let state = State::from_parts(part, &base).expect("state loads");
+        let swept_before = state.unexpected_source_ip.swept_at;
+        let loaded_at = Instant::now();
+        let mut engine = Engine::new(&config, state);
+        let read = read_input(&bytes[..], &InputLimits::default()).expect("file reads");
+        engine.apply(&path.to_string_lossy(), &read.events);
+        let processed_at = Instant::now();
+        let state = engine.into_state();
+        if state.unexpected_source_ip.swept_at != swept_before {
+            // The daily sweep ran inside apply: its time is state upkeep.
+            sweeps += 1;
+            sweep_time += processed_at - loaded_at;
+        } else {
+            process_times.push(processed_at - loaded_at);
+        }
+        let saved = state.to_parts();
+        if let Some(new_base) = saved.new_base {
+            new_bases += 1;
+            base = new_base;
+        }
+        part = saved.state;
+        largest_part = largest_part.max(part.len());
+        state_time += (loaded_at - started) + processed_at.elapsed();
+    }
+    // A sweeping invocation processes its file like any other.
+    let process_each = process_times.iter().sum::<Duration>() / process_times.len().max(1) as u32;
+    let process_total = process_each * files.len() as u32;
+    let upkeep = state_time + sweep_time.saturating_sub(process_each * sweeps);
+    println!("sequence_files={}", files.len());
+    println!("sequence_new_bases={new_bases}");
+    println!("sequence_sweeps={sweeps}");
+    println!("sequence_largest_part_bytes={largest_part}");
+    println!("sequence_state_ms={:.1}", ms(upkeep));
+    println!("sequence_process_ms={:.1}", ms(process_total));
 }
 
 /// Runs the engine over one successful role assumption per principal, each

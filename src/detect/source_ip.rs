@@ -141,7 +141,7 @@ impl SourceIpState {
         let pruned_at = self.pruned_at;
         let baseline = self.principals.get_or_insert_with(
             &event.principal,
-            |stored| pruned_at.is_none_or(|w| stored.prune(memory, w)),
+            |known| pruned_at.is_none_or(|w| known.prune(memory, w)),
             || Baseline { first_seen: t, last_seen: t, networks: Vec::new(), roaming_until: None },
         );
         let known = baseline.networks.iter().any(|s| {
@@ -188,17 +188,18 @@ impl SourceIpState {
         roaming
     }
 
-    /// Prunes the baselines in use; once per [`SWEEP_INTERVAL_SECONDS`] all
-    /// of them. Pruning is monotone in the watermark (pruning at an older one
-    /// first changes nothing), so a baseline pruned late, when next used or
-    /// swept, ends as if it had been pruned every time.
+    /// Prunes a baseline when it is next used, and all of them once per
+    /// [`SWEEP_INTERVAL_SECONDS`]: pruning every baseline after every input
+    /// would cost as much as the input with many principals. Pruning is
+    /// monotone in the watermark (pruning at an older one first changes
+    /// nothing), so a baseline pruned late ends as if pruned every time.
     pub fn prune(&mut self, config: &UnexpectedSourceIpConfig, watermark: EpochSeconds) {
-        let memory = secs(config.network_memory_seconds);
         if self.swept_at.is_none_or(|at| watermark - at >= SWEEP_INTERVAL_SECONDS) {
+            let memory = secs(config.network_memory_seconds);
             self.principals.load_all();
+            self.principals.retain_loaded(|_, b| b.prune(memory, watermark));
             self.swept_at = Some(watermark);
         }
-        self.principals.retain_loaded(|_, b| b.prune(memory, watermark));
         self.pruned_at = Some(watermark);
     }
 }

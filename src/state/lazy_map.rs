@@ -111,36 +111,32 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
     }
 
     /// The entry for `key`, decoded from storage on first use or made by
-    /// `new`. `on_load` brings a stored entry up to date and says whether it
-    /// is still wanted; one that is not is replaced by a new one.
+    /// `new`. `refresh` brings an existing entry up to date and says whether
+    /// it is still wanted; one that is not is replaced by a new one.
     pub fn get_or_insert_with(
         &mut self,
         key: &str,
-        on_load: impl FnOnce(&mut V) -> bool,
+        refresh: impl FnOnce(&mut V) -> bool,
         new: impl FnOnce() -> V,
     ) -> &mut V {
-        // `None`: decoded already; `Some(None)`: not stored either. A stored
-        // entry comes with whether `on_load` keeps it.
-        let stored = (!self.loaded.contains_key(key)).then(|| {
-            self.find_stored(key).map(|mut value| {
-                let keep = on_load(&mut value);
-                (value, keep)
-            })
-        });
+        // `None`: decoded already; `Some(None)`: not stored either.
+        let stored = (!self.loaded.contains_key(key)).then(|| self.find_stored(key));
         let slot = self.loaded.entry(key.to_owned()).or_insert(None);
         match stored {
-            Some(Some((value, true))) => *slot = Some(value),
-            // Replaced by a new one below: the count stays.
-            Some(Some((_, false))) => {}
+            Some(Some(value)) => *slot = Some(value),
             Some(None) => self.len += 1,
             None if slot.is_none() => self.len += 1,
             None => {}
+        }
+        // One not kept is replaced by a new one below: the count stays.
+        if slot.as_mut().is_some_and(|value| !refresh(value)) {
+            *slot = None;
         }
         slot.get_or_insert_with(new)
     }
 
     /// Keeps the decoded entries `keep` says yes to. Stored entries are left
-    /// as they are: they are brought up to date when loaded.
+    /// as they are (see [`LazyMap::load_all`]).
     pub fn retain_loaded(&mut self, mut keep: impl FnMut(&str, &mut V) -> bool) {
         let mut removed = 0;
         for (key, slot) in self.loaded.iter_mut() {
@@ -474,14 +470,14 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_entry_not_kept_on_load_is_replaced_by_a_new_one() {
+    fn an_entry_not_kept_on_refresh_is_replaced_by_a_new_one() {
         let mut map = LazyMap::default();
         set(&mut map, "old", 1);
         let mut map = reloaded(&map, Save::Whole);
         assert_eq!(*map.get_or_insert_with("old", |_| false, || 99), 99);
         assert_eq!(map.len(), 1);
         let mut seen = 0;
-        map.get_or_insert_with("old", |_| panic!("already decoded"), || 0);
+        map.get_or_insert_with("old", |_| true, || 0);
         map.for_each_value(|_| seen += 1);
         assert_eq!(seen, 1);
     }
