@@ -3,10 +3,14 @@
 //! ```text
 //! event -> triggers::parse_invocation -> object refs (skip digests, non-logs, s3:TestEvent)
 //!   -> group by account (from the CloudTrail key), per account:
-//!        load state (ETag) -> for each object not yet processed: stream it, read events, engine.apply
+//!        load state (ETag) -> for each object not yet processed: stream it, applying its
+//!           role assumptions to the engine in chunks as they arrive, then record it
 //!        -> publish new alerts -> conditional save (If-Match / If-None-Match: *)
-//!        -> on 412/409: load again, apply again, publish only alerts not yet published
+//!        -> on 412/409: load again, stream the objects again, publish only alerts not yet published
 //! ```
+//!
+//! Memory does not grow with the role assumptions an object holds: no
+//! object's events are kept, so a conflict opens the objects again.
 //!
 //! Nothing is lost: alerts are published before the state that records them
 //! is saved, and a publishing failure fails the invocation without saving,
@@ -19,24 +23,29 @@
 //! alert; a corrupt state object is copied aside and replaced by an empty
 //! state instead of failing every invocation for its account.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use rolewatch::alert::{dedup_key, Alert, Severity};
-use rolewatch::cloudtrail::{account_from_key, classify_key, read_input, InputEvents, InputKind, InputLimits};
+use rolewatch::cloudtrail::{
+    account_from_key, classify_key, read_input_chunked, AssumeRoleEvent, EpochSeconds, InputEvents, InputKind,
+    InputLimits,
+};
 use rolewatch::config::Config;
-use rolewatch::engine::{Applied, Engine};
+use rolewatch::engine::Engine;
 use rolewatch::state::State;
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 use tokio_util::io::SyncIoBridge;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::ports::{AlertSink, LoadedState, ObjectSource, SaveOutcome, SinkError, SourceError, StateError, StateRepo};
+use crate::ports::{
+    AlertSink, LoadedState, ObjectSource, SaveOutcome, SinkError, SourceError, StateError, StateRepo, StateVersion,
+};
 use crate::triggers::{parse_invocation, Invocation, ObjectRef, TriggerError, TriggerKind};
 
 /// Conditional-write attempts per account before the invocation gives up
@@ -46,6 +55,11 @@ pub const MAX_STATE_ATTEMPTS: u32 = 10;
 /// The shard for log keys that name no account (not under `AWSLogs/`).
 pub const UNKNOWN_ACCOUNT: &str = "unknown";
 
+/// Role assumptions applied to the engine at a time from one object, as
+/// `rolewatch replay` does: bounds what an object's events take in memory
+/// (about 1.3 KB each at peak) whatever the object holds.
+pub const CHUNK_EVENTS: usize = 4_096;
+
 /// The function: the engine's configuration and the three capabilities.
 pub struct Handler<S, R, K> {
     source: S,
@@ -53,6 +67,7 @@ pub struct Handler<S, R, K> {
     sink: K,
     config: Config,
     limits: InputLimits,
+    chunk_events: usize,
 }
 
 /// What an invocation did; returned to the caller for non-SQS triggers and
@@ -147,17 +162,48 @@ struct Unit {
     objects: Vec<ObjectRef>,
 }
 
-/// How reading one object went.
-enum ReadOutcome {
+/// How streaming one object through the engine went.
+enum Streamed {
+    /// The engine comes back, with the alerts the object's events raised.
+    Applied { engine: Engine, outcome: Outcome, alerts: Vec<Alert> },
+    /// The attempt is void: chunks of the object were applied when its byte
+    /// stream broke (the content may be fine), or the reader task died with
+    /// the engine. Nothing of this attempt may be saved or published.
+    Void(String),
+}
+
+enum Outcome {
+    /// Read to its end: every event applied and the object recorded.
     Read(InputEvents),
-    /// Permanent: the content cannot be read. `partial` is what was read
-    /// before the failure.
-    Unreadable {
-        reason: String,
-        partial: InputEvents,
-    },
-    /// Possibly transient: nothing is applied.
+    /// Permanent: the content cannot be read. What was read before the
+    /// failure (`partial`) was applied, and the object not recorded.
+    Unreadable { reason: String, partial: InputEvents },
+    /// Possibly transient: nothing of the object reached the engine.
     Fetch(String),
+}
+
+/// An object's role assumptions applied in chunks on the reader's thread.
+struct Chunks {
+    engine: Engine,
+    alerts: Vec<Alert>,
+    newest: Option<EpochSeconds>,
+    applied: bool,
+}
+
+impl Chunks {
+    fn apply(&mut self, chunk: Vec<AssumeRoleEvent>) {
+        self.applied = true;
+        self.newest = self.newest.max(chunk.iter().map(|e| e.event_time).max());
+        self.alerts.extend(self.engine.apply_unrecorded(&chunk));
+    }
+}
+
+/// An object applied in an attempt, logged once that attempt's state is saved.
+struct Processed<'o> {
+    object: &'o ObjectRef,
+    records: u64,
+    role_assumptions: u64,
+    alerts: usize,
 }
 
 #[derive(Default)]
@@ -176,7 +222,14 @@ where
 {
     pub fn new(source: S, repo: R, sink: K, config: Config) -> Self {
         let limits = config.input.limits();
-        Self { source, repo, sink, config, limits }
+        Self { source, repo, sink, config, limits, chunk_events: CHUNK_EVENTS }
+    }
+
+    /// Applies role assumptions `events` at a time instead of
+    /// [`CHUNK_EVENTS`] (tests use small chunks to cross their boundaries).
+    pub fn with_chunk_events(mut self, events: usize) -> Self {
+        self.chunk_events = events.max(1);
+        self
     }
 
     /// Handles one invocation's raw event. SQS batches always answer
@@ -322,9 +375,10 @@ where
         (failures, failed_units)
     }
 
-    /// Loads the account's state, applies every object not yet processed,
-    /// publishes what that raised and saves, re-trying on write conflicts.
-    /// On failure also returns how many alerts were published before it.
+    /// Loads the account's state, streams every object not yet processed
+    /// through the engine, publishes what that raised and saves, re-trying
+    /// on write conflicts. On failure also returns how many alerts were
+    /// published before it.
     async fn process_account(
         &self,
         account: &str,
@@ -332,18 +386,29 @@ where
         summary: &mut Summary,
         failures: &mut BTreeMap<ObjectRef, FailureCause>,
     ) -> Result<AccountReport, (AccountError, usize)> {
-        // Objects are read at most once per invocation, however many
-        // conflicts force the events to be applied again.
-        let mut reads: HashMap<ObjectRef, ReadOutcome> = HashMap::new();
         // An alert's identity within the invocation: its key and when its
         // incident started. The key alone is not enough: the engine raises
         // the same key again once the cooldown has passed.
         let identity = |a: &Alert| format!("{}|{}", a.dedup_key, a.first_event_time);
         let mut published: HashSet<String> = HashSet::new();
+        let fail = |e: AccountError, published: &HashSet<String>| (e, published.len());
         let account_id = (account != UNKNOWN_ACCOUNT).then_some(account);
+        // Objects that could not be fetched are reported failed and not
+        // opened again in this invocation (Lambda's retry does): each voids
+        // at most one attempt.
+        let mut unfetched: BTreeMap<ObjectRef, String> = BTreeMap::new();
+        // Objects already counted in the summary and logged as read, so one
+        // streamed again after a conflict is not counted twice.
+        let mut counted: HashSet<ObjectRef> = HashSet::new();
+        // A corrupt state copied aside, by version: loading it again after a
+        // void attempt neither copies it twice nor reports a second reset.
+        let mut quarantined: Option<(StateVersion, String)> = None;
+        let (mut attempt, mut writes_lost) = (0u32, 0u32);
 
-        for attempt in 1..=MAX_STATE_ATTEMPTS {
-            let fail = |e: AccountError, published: &HashSet<String>| (e, published.len());
+        'attempts: loop {
+            attempt += 1;
+            // Each attempt streams the objects again, so it decides afresh how each went.
+            failures.clear();
             let loaded = match self.repo.load(account).await {
                 Ok(loaded) => loaded,
                 Err(e) => return Err(fail(AccountError::State(e), &published)),
@@ -355,11 +420,18 @@ where
                 LoadedState::Found { state, version } => (state, Some(version)),
                 LoadedState::Corrupt { version, raw, reason } => {
                     let location = self.repo.location(account);
-                    error!(account = %account, state = %location, reason = %reason,
-                        "detector state is corrupt; copying it aside and starting from empty state");
-                    let moved_to = match self.repo.quarantine(account, &raw).await {
-                        Ok(moved_to) => moved_to,
-                        Err(e) => return Err(fail(AccountError::State(e), &published)),
+                    let moved_to = match &quarantined {
+                        Some((copied, moved_to)) if *copied == version => moved_to.clone(),
+                        _ => {
+                            error!(account = %account, state = %location, reason = %reason,
+                                "detector state is corrupt; copying it aside and starting from empty state");
+                            let moved_to = match self.repo.quarantine(account, &raw).await {
+                                Ok(moved_to) => moved_to,
+                                Err(e) => return Err(fail(AccountError::State(e), &published)),
+                            };
+                            quarantined = Some((version.clone(), moved_to.clone()));
+                            moved_to
+                        }
                     };
                     pending.push(state_reset_alert(account, &location, &moved_to, &reason));
                     changed = true;
@@ -369,48 +441,76 @@ where
 
             let mut engine = Engine::new(&self.config, state);
             let mut report = AccountReport { attempts: attempt, ..AccountReport::default() };
+            let mut processed: Vec<Processed<'_>> = Vec::new();
             for object in objects {
+                if let Some(reason) = unfetched.get(object) {
+                    failures.insert(object.clone(), FailureCause::Fetch(reason.clone()));
+                    continue;
+                }
                 let input_id = object.uri();
                 if engine.is_processed(&input_id) {
                     report.already_processed += 1;
                     continue;
                 }
-                if !reads.contains_key(object) {
-                    let outcome = self.read(object, account, summary).await;
-                    reads.insert(object.clone(), outcome);
+                let started = Instant::now();
+                let streamed = self.stream(object, &input_id, engine).await;
+                if counted.insert(object.clone()) {
+                    log_read(object, account, &streamed, started.elapsed(), summary);
+                } else {
+                    debug!(bucket = %object.bucket, key = %object.key, %account, attempt, "object streamed again");
                 }
-                match reads.get(object) {
-                    Some(ReadOutcome::Read(input)) => match engine.apply(&input_id, &input.events) {
-                        Applied::Processed { alerts } => {
-                            // One line per object with what it raised, for Logs Insights.
-                            info!(bucket = %object.bucket, key = %object.key, %account, records = input.records,
-                                role_assumptions = input.events.len(), alerts = alerts.len(), attempt,
-                                "object processed");
-                            report.processed += 1;
-                            changed = true;
-                            pending.extend(alerts);
-                        }
-                        Applied::AlreadyProcessed => report.already_processed += 1,
-                    },
-                    Some(ReadOutcome::Unreadable { reason, partial }) => {
-                        // What could be read still counts, but the object is
-                        // not marked processed: a repaired copy is read in full.
+                let (back, outcome, alerts) = match streamed {
+                    Streamed::Applied { engine, outcome, alerts } => (engine, outcome, alerts),
+                    Streamed::Void(reason) => {
+                        // Chunks of an object that may well be fine are in this
+                        // attempt's engine. Saving them unrecorded (as for an
+                        // unreadable object) would publish their alerts now and
+                        // have the retry, which reads the object from its start,
+                        // apply the same events a second time: nothing guarantees
+                        // every detector takes an event twice as once. So the
+                        // attempt is dropped, nothing of it published or saved,
+                        // and the others are applied again without this object:
+                        // the saved state is as if it had never been named, the
+                        // retry processes it like a first delivery, and its
+                        // alerts are raised then, once.
+                        warn!(bucket = %object.bucket, key = %object.key, %account, attempt, error = %reason,
+                            "object broke off after part of it was applied; applying the others again without it");
+                        unfetched.insert(object.clone(), reason);
+                        continue 'attempts;
+                    }
+                };
+                engine = back;
+                match outcome {
+                    Outcome::Read(read) => {
+                        report.processed += 1;
                         changed = true;
-                        pending.extend(engine.apply_unrecorded(&partial.events));
+                        processed.push(Processed {
+                            object,
+                            records: read.records,
+                            role_assumptions: read.role_assumptions,
+                            alerts: alerts.len(),
+                        });
+                        pending.extend(alerts);
+                    }
+                    Outcome::Unreadable { reason, .. } => {
+                        // What could be read still counts (it was applied), but
+                        // the object is not recorded: a repaired copy is read in full.
+                        changed = true;
+                        pending.extend(alerts);
                         // Once per object and reason while state remembers it, not
                         // once per retry or redelivery.
                         pending.extend(engine.raise_once(Alert::unreadable_input(
                             &input_id,
                             account_id,
-                            reason,
+                            &reason,
                             now(),
                         )));
-                        failures.insert(object.clone(), FailureCause::Unreadable(reason.clone()));
+                        failures.insert(object.clone(), FailureCause::Unreadable(reason));
                     }
-                    Some(ReadOutcome::Fetch(reason)) => {
-                        failures.insert(object.clone(), FailureCause::Fetch(reason.clone()));
+                    Outcome::Fetch(reason) => {
+                        unfetched.insert(object.clone(), reason.clone());
+                        failures.insert(object.clone(), FailureCause::Fetch(reason));
                     }
-                    None => {}
                 }
             }
             let state = engine.into_state();
@@ -441,74 +541,102 @@ where
                 return Ok(report);
             }
             match self.repo.save(account, &state, version.as_ref()).await {
-                Ok(SaveOutcome::Saved(_)) => return Ok(report),
+                Ok(SaveOutcome::Saved(_)) => {
+                    // One line per object with what it raised, for Logs
+                    // Insights; only for the attempt whose state was saved.
+                    for p in &processed {
+                        info!(bucket = %p.object.bucket, key = %p.object.key, %account, records = p.records,
+                            role_assumptions = p.role_assumptions, alerts = p.alerts, attempt, "object processed");
+                    }
+                    return Ok(report);
+                }
                 Ok(SaveOutcome::Conflict) => {
+                    writes_lost += 1;
+                    if writes_lost >= MAX_STATE_ATTEMPTS {
+                        return Err((AccountError::Contention { attempts: writes_lost }, published.len()));
+                    }
                     warn!(account = %account, attempt,
-                        "state was changed by a concurrent invocation; loading it again and re-applying");
-                    tokio::time::sleep(backoff(attempt)).await;
+                        "state was changed by a concurrent invocation; loading it again and streaming the objects again");
+                    tokio::time::sleep(backoff(writes_lost)).await;
                 }
                 Err(e) => return Err(fail(AccountError::State(e), &published)),
             }
         }
-        Err((AccountError::Contention { attempts: MAX_STATE_ATTEMPTS }, published.len()))
     }
 
-    /// Streams one object through the reader on a blocking thread: the body
-    /// is decompressed and walked as it arrives, so memory stays flat.
-    async fn read(&self, object: &ObjectRef, account: &str, summary: &mut Summary) -> ReadOutcome {
-        let started = Instant::now();
-        let outcome = match self.source.open(object).await {
-            Ok(reader) => {
-                let limits = self.limits;
-                let bridge = SyncIoBridge::new(reader);
-                let joined = tokio::task::spawn_blocking(move || {
-                    let mut tracked = TransportTracker { inner: bridge, error: None };
-                    let result = read_input(&mut tracked, &limits);
-                    (result, tracked.error)
-                })
-                .await;
-                match joined {
-                    Err(e) => ReadOutcome::Fetch(format!("reader task failed: {e}")),
-                    // The body stream broke: the content may be fine.
-                    Ok((Err(_), Some(transport))) => ReadOutcome::Fetch(transport),
-                    Ok((Err(failure), None)) => {
-                        ReadOutcome::Unreadable { reason: failure.error.to_string(), partial: failure.partial }
-                    }
-                    Ok((Ok(input), _)) => ReadOutcome::Read(input),
-                }
+    /// Streams one object through `engine` on a blocking thread: the body is
+    /// decompressed and walked as it arrives and its role assumptions are
+    /// applied in chunks, so memory stays flat however many it holds. The
+    /// object is recorded as processed only once all of it was applied.
+    async fn stream(&self, object: &ObjectRef, input_id: &str, engine: Engine) -> Streamed {
+        let reader = match self.source.open(object).await {
+            Ok(reader) => reader,
+            Err(SourceError::NotFound) => {
+                let reason = "the object does not exist (deleted before it was read?)".to_owned();
+                let outcome = Outcome::Unreadable { reason, partial: InputEvents::default() };
+                return Streamed::Applied { engine, outcome, alerts: Vec::new() };
             }
-            Err(SourceError::NotFound) => ReadOutcome::Unreadable {
-                reason: "the object does not exist (deleted before it was read?)".to_owned(),
-                partial: InputEvents::default(),
-            },
-            Err(SourceError::Other(reason)) => ReadOutcome::Fetch(reason),
+            Err(SourceError::Other(reason)) => {
+                return Streamed::Applied { engine, outcome: Outcome::Fetch(reason), alerts: Vec::new() };
+            }
         };
-        let duration_ms = started.elapsed().as_millis() as u64;
-        let (bucket, key) = (&object.bucket, &object.key);
-        match &outcome {
-            ReadOutcome::Read(input) | ReadOutcome::Unreadable { partial: input, .. } => {
-                summary.records += input.records;
-                summary.role_assumptions += input.events.len() as u64;
-                summary.bad_records += input.bad_records.len() as u64;
-                if let ReadOutcome::Unreadable { reason, .. } = &outcome {
-                    error!(%bucket, %key, %account, records = input.records,
-                        role_assumptions = input.events.len(), duration_ms, error = %reason,
-                        "object cannot be read; what was read before the failure is applied");
-                } else {
-                    info!(%bucket, %key, %account, records = input.records,
-                        role_assumptions = input.events.len(), bad_records = input.bad_records.len(),
-                        duration_ms, "object read");
+        let (limits, chunk_events, input_id) = (self.limits, self.chunk_events, input_id.to_owned());
+        let bridge = SyncIoBridge::new(reader);
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut tracked = TransportTracker { inner: bridge, error: None };
+            let mut chunks = Chunks { engine, alerts: Vec::new(), newest: None, applied: false };
+            let result = read_input_chunked(&mut tracked, &limits, chunk_events, &mut |chunk| chunks.apply(chunk));
+            let outcome = match (result, tracked.error) {
+                // The body stream broke: the content may be fine. The events
+                // of the last, incomplete chunk are not applied.
+                (Err(_), Some(transport)) if chunks.applied => return Streamed::Void(transport),
+                (Err(_), Some(transport)) => Outcome::Fetch(transport),
+                (Err(failure), None) => {
+                    let mut partial = failure.partial;
+                    chunks.apply(std::mem::take(&mut partial.events));
+                    Outcome::Unreadable { reason: failure.error.to_string(), partial }
                 }
-                for problem in input.bad_records.iter().take(5) {
-                    warn!(%bucket, %key, %account, error = %problem, "record skipped");
+                (Ok(mut read), _) => {
+                    chunks.apply(std::mem::take(&mut read.events));
+                    chunks.engine.record_input(&input_id, chunks.newest);
+                    Outcome::Read(read)
                 }
+            };
+            Streamed::Applied { engine: chunks.engine, outcome, alerts: chunks.alerts }
+        })
+        .await;
+        // The engine went down with the task: only a fresh attempt can go on.
+        joined.unwrap_or_else(|e| Streamed::Void(format!("reader task failed: {e}")))
+    }
+}
+
+/// Logs how reading an object went and counts it in the summary; called
+/// the first time the object is read in an invocation only.
+fn log_read(object: &ObjectRef, account: &str, streamed: &Streamed, elapsed: Duration, summary: &mut Summary) {
+    let duration_ms = elapsed.as_millis() as u64;
+    let (bucket, key) = (&object.bucket, &object.key);
+    match streamed {
+        Streamed::Applied { outcome: Outcome::Read(input) | Outcome::Unreadable { partial: input, .. }, .. } => {
+            summary.records += input.records;
+            summary.role_assumptions += input.role_assumptions;
+            summary.bad_records += input.bad_records.len() as u64;
+            if let Streamed::Applied { outcome: Outcome::Unreadable { reason, .. }, .. } = streamed {
+                error!(%bucket, %key, %account, records = input.records,
+                    role_assumptions = input.role_assumptions, duration_ms, error = %reason,
+                    "object cannot be read; what was read before the failure is applied");
+            } else {
+                info!(%bucket, %key, %account, records = input.records,
+                    role_assumptions = input.role_assumptions, bad_records = input.bad_records.len(),
+                    duration_ms, "object read");
             }
-            ReadOutcome::Fetch(reason) => {
-                error!(%bucket, %key, %account, duration_ms, error = %reason,
-                    "object cannot be fetched; it will be retried");
+            for problem in input.bad_records.iter().take(5) {
+                warn!(%bucket, %key, %account, error = %problem, "record skipped");
             }
         }
-        outcome
+        Streamed::Applied { outcome: Outcome::Fetch(reason), .. } | Streamed::Void(reason) => {
+            error!(%bucket, %key, %account, duration_ms, error = %reason,
+                "object cannot be fetched; it will be retried");
+        }
     }
 }
 
@@ -605,6 +733,7 @@ mod tests {
     //! The flow with in-memory capabilities: the orderings and failure paths
     //! that are awkward to provoke against a server.
 
+    use std::collections::HashMap;
     use std::sync::Mutex;
 
     use serde_json::json;
