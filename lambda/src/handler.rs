@@ -57,7 +57,10 @@ pub const UNKNOWN_ACCOUNT: &str = "unknown";
 
 /// Role assumptions applied to the engine at a time from one object, as
 /// `rolewatch replay` does: bounds what an object's events take in memory
-/// (about 1.3 KB each at peak) whatever the object holds.
+/// (about 1.3 KB each at peak) whatever the object holds. Detector state
+/// carries across chunks as across objects: a burst split by a chunk end
+/// raises the same alert, but one already raised when a chunk ends lists
+/// only the events up to there (later ones fall in its cooldown).
 pub const CHUNK_EVENTS: usize = 4_096;
 
 /// The function: the engine's configuration and the three capabilities.
@@ -748,11 +751,33 @@ mod tests {
     }
 
     fn denied(id: &str, second: u32) -> Value {
+        denied_by("guesser", id, second)
+    }
+
+    fn denied_by(user: &str, id: &str, second: u32) -> Value {
         json!({"eventVersion": "1.08", "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
             "eventTime": format!("2026-10-05T10:00:{second:02}Z"), "eventID": id, "awsRegion": "us-east-1",
             "sourceIPAddress": "198.18.9.20", "errorCode": "AccessDenied", "requestParameters": null,
             "recipientAccountId": ACCOUNT,
-            "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/guesser"), "accountId": ACCOUNT}})
+            "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/{user}"), "accountId": ACCOUNT}})
+    }
+
+    fn granted(id: &str, second: u32) -> Value {
+        let mut record = denied_by("deployer", id, second);
+        record["errorCode"] = Value::Null;
+        record["sourceIPAddress"] = json!("192.0.2.44");
+        record["requestParameters"] =
+            json!({"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/deploy"), "roleSessionName": "deployer"});
+        record
+    }
+
+    fn log(records: &[Value]) -> Vec<u8> {
+        json!({ "Records": records }).to_string().into_bytes()
+    }
+
+    /// Five failures by `user` within 20 s: one repeated_failures alert.
+    fn burst_by(user: &str, prefix: &str) -> Vec<Value> {
+        (0..5).map(|i| denied_by(user, &format!("{prefix}{i}"), i * 5)).collect()
     }
 
     fn burst_log(prefix: &str) -> Vec<u8> {
@@ -771,11 +796,25 @@ mod tests {
         json!({ "Records": records })
     }
 
-    /// Objects in memory; `broken` ones fail part-way like a dropped connection.
+    /// Objects in memory; `broken` ones fail part-way like a dropped
+    /// connection; from the `refused_from`-th open on, one cannot be opened.
     #[derive(Default)]
     struct Objects {
         objects: HashMap<String, Vec<u8>>,
         broken: HashSet<String>,
+        refused_from: HashMap<String, u32>,
+        opens: Mutex<HashMap<String, u32>>,
+    }
+
+    impl Objects {
+        fn with(objects: &[(&str, Vec<u8>)]) -> Objects {
+            let objects = objects.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            Objects { objects, ..Objects::default() }
+        }
+
+        fn opens(&self, key: &str) -> u32 {
+            self.opens.lock().map(|o| o.get(key).copied().unwrap_or(0)).unwrap_or(0)
+        }
     }
 
     /// A reader that returns some bytes and then an I/O error.
@@ -802,6 +841,15 @@ mod tests {
 
     impl ObjectSource for Objects {
         async fn open(&self, object: &ObjectRef) -> Result<ObjectReader, SourceError> {
+            let opens = {
+                let mut opens = self.opens.lock().map_err(|_| SourceError::Other("poisoned".into()))?;
+                let count = opens.entry(object.key.clone()).or_default();
+                *count += 1;
+                *count
+            };
+            if self.refused_from.get(&object.key).is_some_and(|from| opens >= *from) {
+                return Err(SourceError::Other("GetObject: 503 SlowDown".into()));
+            }
             let bytes = self.objects.get(&object.key).cloned().ok_or(SourceError::NotFound)?;
             if self.broken.contains(&object.key) {
                 let half = bytes[..bytes.len() / 2].to_vec();
@@ -819,6 +867,19 @@ mod tests {
         saves: Mutex<u32>,
     }
 
+    impl Memory {
+        /// A store holding what `other` saved, as the next invocation finds it.
+        fn after(other: &Memory) -> Memory {
+            let stored = other.stored.lock().map(|s| s.clone()).unwrap_or_default();
+            Memory { stored: Mutex::new(stored), ..Memory::default() }
+        }
+
+        fn state(&self) -> State {
+            let stored = self.stored.lock().ok().and_then(|s| s.clone()).map(|(b, _)| b);
+            stored.and_then(|b| State::from_json_slice(&b).ok()).unwrap_or_default()
+        }
+    }
+
     impl StateRepo for Memory {
         async fn load(&self, _: &str) -> Result<LoadedState, StateError> {
             let stored = self.stored.lock().map_err(|_| poisoned())?.clone();
@@ -834,9 +895,13 @@ mod tests {
             state: &State,
             expected: Option<&StateVersion>,
         ) -> Result<SaveOutcome, StateError> {
-            let mut conflicts = self.conflicts.lock().map_err(|_| poisoned())?;
-            if *conflicts > 0 {
-                *conflicts -= 1;
+            let lost = {
+                let mut conflicts = self.conflicts.lock().map_err(|_| poisoned())?;
+                let lost = *conflicts > 0;
+                *conflicts = conflicts.saturating_sub(1);
+                lost
+            };
+            if lost {
                 return Ok(SaveOutcome::Conflict);
             }
             let mut stored = self.stored.lock().map_err(|_| poisoned())?;
@@ -887,6 +952,14 @@ mod tests {
         h.sink.published.lock().map(|p| p.iter().map(|a| a.detector.clone()).collect()).unwrap_or_default()
     }
 
+    fn alerts(h: &Handler<Objects, Memory, Sink>) -> Vec<Alert> {
+        h.sink.published.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    fn inputs(repo: &Memory) -> Vec<String> {
+        repo.state().inputs.into_keys().collect()
+    }
+
     #[tokio::test]
     async fn publishing_failure_fails_the_invocation_and_saves_nothing() {
         let k = key("20261005T1005Z_a");
@@ -925,6 +998,7 @@ mod tests {
         let objects = Objects {
             objects: HashMap::from([(good.clone(), burst_log("e")), (broken.clone(), burst_log("f"))]),
             broken: HashSet::from([broken.clone()]),
+            ..Objects::default()
         };
         let h = handler(objects, Memory::default(), Sink::default());
         let err = h.handle(event(&[&good, &broken])).await.err().map(|e| e.to_string()).unwrap_or_default();
@@ -1014,5 +1088,103 @@ mod tests {
         let mut detectors = published(&h);
         detectors.sort();
         assert_eq!(detectors, ["repeated_failures", "state_reset"]);
+    }
+
+    #[tokio::test]
+    async fn after_a_conflict_objects_are_streamed_again_and_counted_and_published_once() {
+        let k = key("20261005T1005Z_a");
+        let objects = Objects::with(&[(&k, burst_log("e"))]);
+        let repo = Memory { conflicts: Mutex::new(1), ..Memory::default() };
+        let h = handler(objects, repo, Sink::default());
+        let summary = h.handle(event(&[&k])).await.map_err(|e| e.to_string());
+        assert_eq!(h.source.opens(&k), 2, "no object's events are kept: the second attempt reads it again");
+        assert_eq!(published(&h), ["repeated_failures"], "published by the first attempt only");
+        let counts = summary.map(|s| (s["processed"].clone(), s["records"].clone(), s["role_assumptions"].clone()));
+        assert_eq!(counts, Ok((json!(1), json!(5), json!(5))), "counted once, not once per attempt");
+        assert_eq!(inputs(&h.repo), [format!("s3://trail/{k}")]);
+    }
+
+    #[tokio::test]
+    async fn a_burst_across_chunk_boundaries_raises_the_same_alert_as_the_whole_object() {
+        // Ten role assumptions, failures and successes alternating: in chunks
+        // of three, the fifth failure (the threshold) arrives in the fourth.
+        let k = key("20261005T1005Z_a");
+        let records: Vec<Value> =
+            (0..5u32).flat_map(|i| [granted(&format!("g{i}"), i * 5), denied(&format!("d{i}"), i * 5 + 1)]).collect();
+        let run = |chunk_events: usize| {
+            let objects = Objects::with(&[(&k, log(&records))]);
+            handler(objects, Memory::default(), Sink::default()).with_chunk_events(chunk_events)
+        };
+        let (whole, chunked) = (run(CHUNK_EVENTS), run(3));
+        let whole_summary = whole.handle(event(&[&k])).await.map_err(|e| e.to_string());
+        let chunked_summary = chunked.handle(event(&[&k])).await.map_err(|e| e.to_string());
+        assert_eq!(chunked_summary, whole_summary);
+        assert_eq!(chunked_summary.map(|s| s["role_assumptions"].clone()), Ok(json!(10)), "every chunk counted");
+        let got = alerts(&chunked);
+        assert_eq!(got, alerts(&whole), "the same alerts, field for field");
+        let burst: Vec<(&str, u64)> = got.iter().map(|a| (a.detector.as_str(), a.event_count)).collect();
+        assert_eq!(burst, [("repeated_failures", 5)], "failures of earlier chunks count towards the burst");
+        assert_eq!(inputs(&chunked.repo), [format!("s3://trail/{k}")], "recorded once all chunks were applied");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_object_larger_than_a_chunk_applies_what_was_read_and_fails() {
+        // A burst, then the object is cut off inside the next record.
+        let k = key("20261005T1005Z_cut");
+        let mut bytes = log(&[burst_by("guesser", "e"), vec![granted("g", 40)]].concat());
+        bytes.truncate(bytes.len() - 40);
+        let h = handler(Objects::with(&[(&k, bytes)]), Memory::default(), Sink::default()).with_chunk_events(2);
+        let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(&format!("s3://trail/{k}: cannot be read")), "{err}");
+        assert_eq!(published(&h), ["repeated_failures", "unreadable_input"]);
+        assert!(inputs(&h.repo).is_empty(), "not recorded: a repaired copy is read in full");
+    }
+
+    #[tokio::test]
+    async fn a_connection_dropped_after_chunks_were_applied_leaves_no_trace_and_the_retry_raises_once() {
+        let (a, b, c) = (key("20261005T1005Z_a"), key("20261005T1010Z_b"), key("20261005T1015Z_c"));
+        let bytes = [(a.as_str(), log(&burst_by("alice", "a"))), (b.as_str(), log(&burst_by("bob", "b")))];
+        let bytes = [bytes.as_slice(), &[(c.as_str(), log(&burst_by("carol", "c")))]].concat();
+        // In chunks of two, b's first chunk is applied before its stream breaks half-way.
+        let objects = Objects { broken: HashSet::from([b.clone()]), ..Objects::with(&bytes) };
+        let h = handler(objects, Memory::default(), Sink::default()).with_chunk_events(2);
+        let err = h.handle(event(&[&a, &b, &c])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.contains(&format!("s3://trail/{b}: cannot be fetched")) && err.contains("connection reset"),
+            "{err}"
+        );
+        assert!(!err.contains(&a) && !err.contains(&c), "only the broken object fails: {err}");
+        let principals = |alerts: Vec<Alert>| alerts.into_iter().map(|a| a.principal).collect::<Vec<_>>();
+        let user = |name: &str| format!("arn:aws:iam::{ACCOUNT}:user/{name}");
+        assert_eq!(principals(alerts(&h)), [user("alice"), user("carol")], "each once; nothing of bob's yet");
+        let state = h.repo.state();
+        assert_eq!(state.inputs.keys().collect::<Vec<_>>(), [&format!("s3://trail/{a}"), &format!("s3://trail/{c}")]);
+        assert!(!state.repeated_failures.by_principal.contains_key(&user("bob")), "b's applied chunk was not saved");
+
+        // Lambda's retry, the connection fine this time.
+        let retry = handler(Objects::with(&bytes), Memory::after(&h.repo), Sink::default());
+        assert!(retry.handle(event(&[&a, &b, &c])).await.is_ok());
+        assert_eq!(principals(alerts(&retry)), [user("bob")], "b's burst raised once, by the retry");
+        assert_eq!(inputs(&retry.repo).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_object_that_cannot_be_opened_again_after_a_conflict_fails_and_is_not_dropped() {
+        let k = key("20261005T1005Z_a");
+        let objects =
+            Objects { refused_from: HashMap::from([(k.clone(), 2)]), ..Objects::with(&[(&k, burst_log("e"))]) };
+        let repo = Memory { conflicts: Mutex::new(1), ..Memory::default() };
+        let h = handler(objects, repo, Sink::default());
+        let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(&format!("s3://trail/{k}: cannot be fetched")) && err.contains("503"), "{err}");
+        assert_eq!(published(&h), ["repeated_failures"], "published by the first attempt");
+        assert!(inputs(&h.repo).is_empty(), "not recorded as processed");
+
+        // Lambda's retry reads it: the alert again, same dedup_key (at least once).
+        let retry = handler(Objects::with(&[(&k, burst_log("e"))]), Memory::after(&h.repo), Sink::default());
+        assert!(retry.handle(event(&[&k])).await.is_ok());
+        let keys = |alerts: Vec<Alert>| alerts.into_iter().map(|a| a.dedup_key).collect::<Vec<_>>();
+        assert_eq!(keys(alerts(&retry)), keys(alerts(&h)));
+        assert_eq!(inputs(&retry.repo), [format!("s3://trail/{k}")]);
     }
 }
