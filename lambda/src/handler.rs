@@ -396,6 +396,9 @@ where
         let mut published: HashSet<String> = HashSet::new();
         let fail = |e: AccountError, published: &HashSet<String>| (e, published.len());
         let account_id = (account != UNKNOWN_ACCOUNT).then_some(account);
+        // Operational alerts carry this time in every attempt: it is part of
+        // their identity, so a later attempt does not publish them again.
+        let detected_at = now();
         // Objects that could not be fetched are reported failed and not
         // opened again in this invocation (Lambda's retry does): each voids
         // at most one attempt.
@@ -436,7 +439,7 @@ where
                             moved_to
                         }
                     };
-                    pending.push(state_reset_alert(account, &location, &moved_to, &reason));
+                    pending.push(state_reset_alert(account, &location, &moved_to, &reason, detected_at));
                     changed = true;
                     (State::default(), Some(version))
                 }
@@ -506,7 +509,7 @@ where
                             &input_id,
                             account_id,
                             &reason,
-                            now(),
+                            detected_at,
                         )));
                         failures.insert(object.clone(), FailureCause::Unreadable(reason));
                     }
@@ -661,8 +664,14 @@ impl<R: Read> Read for TransportTracker<R> {
 }
 
 /// An operational alert: the account's state was unreadable and was reset.
-fn state_reset_alert(account: &str, location: &str, moved_to: &str, reason: &str) -> Alert {
-    let at = now().timestamp();
+fn state_reset_alert(
+    account: &str,
+    location: &str,
+    moved_to: &str,
+    reason: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Alert {
+    let at = at.timestamp();
     Alert::new(
         "state_reset",
         Severity::Medium,
@@ -859,11 +868,13 @@ mod tests {
         }
     }
 
-    /// State in memory with versions; `conflicts` makes that many saves lose.
+    /// State in memory with versions; `conflicts` makes that many saves
+    /// lose, each after `conflict_pause`.
     #[derive(Default)]
     struct Memory {
         stored: Mutex<Option<(Vec<u8>, u64)>>,
         conflicts: Mutex<u32>,
+        conflict_pause: Duration,
         saves: Mutex<u32>,
     }
 
@@ -902,6 +913,7 @@ mod tests {
                 lost
             };
             if lost {
+                tokio::time::sleep(self.conflict_pause).await;
                 return Ok(SaveOutcome::Conflict);
             }
             let mut stored = self.stored.lock().map_err(|_| poisoned())?;
@@ -1186,5 +1198,17 @@ mod tests {
         let keys = |alerts: Vec<Alert>| alerts.into_iter().map(|a| a.dedup_key).collect::<Vec<_>>();
         assert_eq!(keys(alerts(&retry)), keys(alerts(&h)));
         assert_eq!(inputs(&retry.repo), [format!("s3://trail/{k}")]);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_object_pages_once_when_a_conflict_makes_the_attempts_a_second_apart() {
+        let k = key("20261005T1005Z_cut");
+        let mut bytes = burst_log("e");
+        bytes.truncate(bytes.len() / 2);
+        let repo =
+            Memory { conflicts: Mutex::new(1), conflict_pause: Duration::from_millis(1100), ..Memory::default() };
+        let h = handler(Objects::with(&[(&k, bytes)]), repo, Sink::default());
+        assert!(h.handle(event(&[&k])).await.is_err());
+        assert_eq!(published(&h), ["unreadable_input"]);
     }
 }
