@@ -885,9 +885,13 @@ mod tests {
             Memory { stored: Mutex::new(stored), ..Memory::default() }
         }
 
+        /// The saved state, read as `load` reads it (whatever its encoding).
         fn state(&self) -> State {
-            let stored = self.stored.lock().ok().and_then(|s| s.clone()).map(|(b, _)| b);
-            stored.and_then(|b| State::from_json_slice(&b).ok()).unwrap_or_default()
+            let stored = self.stored.lock().ok().and_then(|s| s.clone());
+            match stored.map(|(bytes, v)| LoadedState::from_bytes(bytes, StateVersion(v.to_string()))) {
+                Some(LoadedState::Found { state, .. }) => state,
+                _ => State::default(),
+            }
         }
     }
 
