@@ -168,7 +168,7 @@ struct Unit {
 /// How streaming one object through the engine went.
 enum Streamed {
     /// The engine comes back, with the alerts the object's events raised.
-    Applied { engine: Engine, outcome: Outcome, alerts: Vec<Alert> },
+    Applied { engine: Box<Engine>, outcome: Outcome, alerts: Vec<Alert> },
     /// The attempt is void: chunks of the object were applied when its byte
     /// stream broke (the content may be fine), or the reader task died with
     /// the engine. Nothing of this attempt may be saved or published.
@@ -485,7 +485,7 @@ where
                         continue 'attempts;
                     }
                 };
-                engine = back;
+                engine = *back;
                 match outcome {
                     Outcome::Read(read) => {
                         report.processed += 1;
@@ -580,10 +580,11 @@ where
             Err(SourceError::NotFound) => {
                 let reason = "the object does not exist (deleted before it was read?)".to_owned();
                 let outcome = Outcome::Unreadable { reason, partial: InputEvents::default() };
-                return Streamed::Applied { engine, outcome, alerts: Vec::new() };
+                return Streamed::Applied { engine: Box::new(engine), outcome, alerts: Vec::new() };
             }
             Err(SourceError::Other(reason)) => {
-                return Streamed::Applied { engine, outcome: Outcome::Fetch(reason), alerts: Vec::new() };
+                let outcome = Outcome::Fetch(reason);
+                return Streamed::Applied { engine: Box::new(engine), outcome, alerts: Vec::new() };
             }
         };
         let (limits, chunk_events, input_id) = (self.limits, self.chunk_events, input_id.to_owned());
@@ -608,7 +609,7 @@ where
                     Outcome::Read(read)
                 }
             };
-            Streamed::Applied { engine: chunks.engine, outcome, alerts: chunks.alerts }
+            Streamed::Applied { engine: Box::new(chunks.engine), outcome, alerts: chunks.alerts }
         })
         .await;
         // The engine went down with the task: only a fresh attempt can go on.
