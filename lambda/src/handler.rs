@@ -469,16 +469,17 @@ where
                     Streamed::Applied { engine, outcome, alerts } => (engine, outcome, alerts),
                     Streamed::Void(reason) => {
                         // Chunks of an object that may well be fine are in this
-                        // attempt's engine. Saving them unrecorded (as for an
-                        // unreadable object) would publish their alerts now and
-                        // have the retry, which reads the object from its start,
-                        // apply the same events a second time: nothing guarantees
-                        // every detector takes an event twice as once. So the
-                        // attempt is dropped, nothing of it published or saved,
-                        // and the others are applied again without this object:
-                        // the saved state is as if it had never been named, the
-                        // retry processes it like a first delivery, and its
-                        // alerts are raised then, once.
+                        // engine. Saving them unrecorded, as for an unreadable
+                        // object, would publish their alerts now and have the
+                        // retry (which reads the object from its start) apply them
+                        // again, leaning on every detector and the cooldown to take
+                        // a repeated event as once. Instead nothing of this attempt
+                        // is published or saved, and the others are applied again
+                        // without this object: the saved state is as if it had not
+                        // been named, so the retry processes it like a first
+                        // delivery and raises its alerts once. The cost, reading the
+                        // others again, arises only when a stream breaks after its
+                        // first chunk.
                         warn!(bucket = %object.bucket, key = %object.key, %account, attempt, error = %reason,
                             "object broke off after part of it was applied; applying the others again without it");
                         unfetched.insert(object.clone(), reason);
