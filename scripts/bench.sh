@@ -7,8 +7,9 @@
 # so each pair runs interleaved RUNS times and the medians are compared.
 #
 # The Lambda section streams one >1 GiB (decompressed) object from moto_server
-# through the deployed handler (lambda/examples/bench_s3_object.rs) and
-# checks the process's peak RSS against the smallest Lambda memory, 128 MB.
+# through the deployed handler (lambda/examples/bench_s3_object.rs), then one
+# that is 90% role assumptions (180,000 of them), and checks the process's
+# peak RSS for each against the smallest Lambda memory, 128 MB.
 #
 # Environment: RUNS (default 5), LAMBDA_RUNS (default 3), BENCH_WORK (default bench-work).
 set -euo pipefail
@@ -43,6 +44,7 @@ generate big.json.gz --records 150000 --seed 7
 generate huge.json.gz --records 750000 --seed 7
 generate many --files 500 --records 2000 --seed 7
 generate lambda.json.gz --records 880000 --seed 7  # 1,087 MB of JSON (> 1 GiB)
+generate lambda-sts.json.gz --records 200000 --sts-share 0.9 --seed 7  # 180,000 role assumptions, 318 MB of JSON
 
 echo "bench: cargo build --release" >&2
 cargo build --release --quiet
@@ -96,16 +98,20 @@ state() { sed -n "s/^$1=//p" "$work/state.out"; }
 
 # The Lambda path: each run starts its own moto_server, uploads the object
 # from a child process and invokes the handler once; prints name=value lines.
-echo "bench: Lambda handler, lambda.json.gz from moto_server, $lambda_runs runs" >&2
-rm -f "$work"/lambda.run.*
+echo "bench: Lambda handler, lambda.json.gz and lambda-sts.json.gz from moto_server, $lambda_runs runs each" >&2
+rm -f "$work"/lambda.run.* "$work"/lambda-sts.run.*
 for ((i = 1; i <= lambda_runs; i++)); do
-    "$bench_s3_object" "$work/lambda.json.gz" >"$work/lambda.run.$i" 2>"$work/lambda.stderr" ||
-        { tail -20 "$work/lambda.stderr" >&2; echo "bench: bench_s3_object failed" >&2; exit 1; }
+    for object in lambda lambda-sts; do
+        "$bench_s3_object" "$work/$object.json.gz" >"$work/$object.run.$i" 2>"$work/$object.stderr" ||
+            { tail -20 "$work/$object.stderr" >&2; echo "bench: bench_s3_object $object.json.gz failed" >&2; exit 1; }
+    done
 done
-lambda() { # lambda NAME median|max: over the runs
-    sed -n "s/^$1=//p" "$work"/lambda.run.* | sort -g |
-        awk -v how="$2" '{v[NR]=$1} END {print (how == "max" ? v[NR] : v[int((NR+1)/2)])}'
+lambda_of() { # lambda_of OBJECT NAME median|max: over the runs
+    sed -n "s/^$2=//p" "$work/$1".run.* | sort -g |
+        awk -v how="$3" '{v[NR]=$1} END {print (how == "max" ? v[NR] : v[int((NR+1)/2)])}'
 }
+lambda() { lambda_of lambda "$@"; }
+sts() { lambda_of lambda-sts "$@"; }
 
 big_bytes=$(json_bytes "$work/big.json.gz")
 huge_bytes=$(json_bytes "$work/huge.json.gz")
@@ -122,13 +128,16 @@ python3 - "$big_bytes" "$huge_bytes" "$many_bytes" \
     "$(state sequence_process_ms)" \
     "$runs" \
     "$(lambda json_bytes max)" "$(lambda records max)" "$(lambda role_assumptions max)" "$(lambda wall_s median)" \
-    "$(lambda cpu_s median)" "$(lambda rss_before_kib max)" "$(lambda peak_rss_kib max)" "$lambda_runs" <<'EOF'
+    "$(lambda cpu_s median)" "$(lambda rss_before_kib max)" "$(lambda peak_rss_kib max)" "$lambda_runs" \
+    "$(sts json_bytes max)" "$(sts records max)" "$(sts role_assumptions max)" "$(sts wall_s median)" \
+    "$(sts cpu_s median)" "$(sts rss_before_kib max)" "$(sts peak_rss_kib max)" <<'EOF'
 import sys
 (big_b, huge_b, many_b, gz_s, big_s, huge_s, many_s, big_kb, huge_kb, many_kb,
  gz_cpu, big_cpu, huge_cpu, many_cpu, principals, whole_b, whole_save_ms, whole_load_ms,
  base_b, part_b, load_ms, save_ms, file_ms, base_read_ms, sweep_ms, seq_files, seq_bases, seq_sweeps, seq_part_b,
  seq_state_ms, seq_process_ms, runs,
- lam_b, lam_records, lam_events, lam_s, lam_cpu, lam_before_kb, lam_peak_kb, lam_runs) = sys.argv[1:]
+ lam_b, lam_records, lam_events, lam_s, lam_cpu, lam_before_kb, lam_peak_kb, lam_runs,
+ sts_b, sts_records, sts_events, sts_s, sts_cpu, sts_before_kb, sts_peak_kb) = sys.argv[1:]
 big_b, huge_b, many_b = int(big_b), int(huge_b), int(many_b)
 gz_s, big_s, huge_s, many_s, gz_cpu, big_cpu, huge_cpu, many_cpu = (
     max(float(x), 0.01) for x in (gz_s, big_s, huge_s, many_s, gz_cpu, big_cpu, huge_cpu, many_cpu))
@@ -161,6 +170,14 @@ print(f"{'lambda.json.gz via S3 GetObject -> SNS -> S3 state':<52} {lam_b / 1e6:
       f" {mbps(lam_b, lam_s):>7.0f} {lam_cpu:>7.2f} {lam_peak_mb:>6.1f} MB")
 print(f"  process RSS before the invocation (runtime + SDK clients): {lam_before_mb:.1f} MB;"
       f" the invocation added {lam_peak_mb - lam_before_mb:.1f} MB")
+sts_b, sts_s, sts_cpu = int(sts_b), max(float(sts_s), 0.01), float(sts_cpu)
+sts_before_mb, sts_peak_mb = int(sts_before_kb) / 1024, int(sts_peak_kb) / 1024
+print(f"Lambda handler, an object of role assumptions ({int(sts_records):,} records, {int(sts_events):,} role"
+      f" assumptions):")
+print(f"{'lambda-sts.json.gz, the same path':<52} {sts_b / 1e6:>8.1f} {sts_s:>7.2f}"
+      f" {mbps(sts_b, sts_s):>7.0f} {sts_cpu:>7.2f} {sts_peak_mb:>6.1f} MB")
+print(f"  process RSS before the invocation: {sts_before_mb:.1f} MB; the invocation added"
+      f" {sts_peak_mb - sts_before_mb:.1f} MB")
 print(f"\nstate with {principals} known principals (cargo bench --bench state):")
 print(f"  one piece (the CLI's --state file): {int(whole_b) / 1e6:.1f} MB, load {whole_load_ms:.1f} ms,"
       f" save {whole_save_ms:.1f} ms")
@@ -181,6 +198,8 @@ growth = huge_mb / big_mb
 checks.append(("RSS growth for a 5x larger file", f"{growth:.2f}x", "<= 1.25x (flat)", growth <= 1.25))
 checks.append((f"Lambda peak RSS, {lam_b / 1e6:,.0f} MB object", f"{lam_peak_mb:.1f} MB", "< 128 MB",
                lam_b >= 2**30 and lam_peak_mb < 128))
+checks.append((f"Lambda peak RSS, {int(sts_events):,} role assumptions", f"{sts_peak_mb:.1f} MB", "< 128 MB",
+               int(sts_events) >= 150_000 and sts_peak_mb < 128))
 many_ratio = mbps(many_b, many_s) / mbps(big_b, big_s)
 checks.append(("many small files / big file throughput", f"{many_ratio:.2f}", ">= 0.80", many_ratio >= 0.8))
 # CPU time is what the machine's other load disturbs least; shown to read the wall ratios by.

@@ -12,7 +12,8 @@
 //! FILE under a real CloudTrail key *from a child process* (so this process
 //! never holds the object: its peak RSS is the function's), then builds the
 //! handler exactly as `main.rs` does and invokes it once with an S3
-//! notification: streamed GetObject -> read_input -> engine -> SNS -> S3 state.
+//! notification: streamed GetObject -> read_input_chunked -> engine (in
+//! chunks of role assumptions) -> SNS -> S3 state.
 //!
 //! Prints `name=value` lines on stdout (sizes in bytes, memory in KiB,
 //! times in seconds); logs go to stderr. Exits non-zero if the object was

@@ -3,10 +3,14 @@
 //! ```text
 //! event -> triggers::parse_invocation -> object refs (skip digests, non-logs, s3:TestEvent)
 //!   -> group by account (from the CloudTrail key), per account:
-//!        load state (ETag) -> for each object not yet processed: stream it, read events, engine.apply
+//!        load state (ETag) -> for each object not yet processed: stream it, applying its
+//!           role assumptions to the engine in chunks as they arrive, then record it
 //!        -> publish new alerts -> conditional save (If-Match / If-None-Match: *)
-//!        -> on 412/409: load again, apply again, publish only alerts not yet published
+//!        -> on 412/409: load again, stream the objects again, publish only alerts not yet published
 //! ```
+//!
+//! Memory does not grow with the role assumptions an object holds: no
+//! object's events are kept, so a conflict opens the objects again.
 //!
 //! Nothing is lost: alerts are published before the state that records them
 //! is saved, and a publishing failure fails the invocation without saving,
@@ -19,24 +23,29 @@
 //! alert; a corrupt state object is copied aside and replaced by an empty
 //! state instead of failing every invocation for its account.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use rolewatch::alert::{dedup_key, Alert, Severity};
-use rolewatch::cloudtrail::{account_from_key, classify_key, read_input, InputEvents, InputKind, InputLimits};
+use rolewatch::cloudtrail::{
+    account_from_key, classify_key, read_input_chunked, AssumeRoleEvent, EpochSeconds, InputEvents, InputKind,
+    InputLimits,
+};
 use rolewatch::config::Config;
-use rolewatch::engine::{Applied, Engine};
+use rolewatch::engine::Engine;
 use rolewatch::state::State;
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 use tokio_util::io::SyncIoBridge;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::ports::{AlertSink, LoadedState, ObjectSource, SaveOutcome, SinkError, SourceError, StateError, StateRepo};
+use crate::ports::{
+    AlertSink, LoadedState, ObjectSource, SaveOutcome, SinkError, SourceError, StateError, StateRepo, StateVersion,
+};
 use crate::triggers::{parse_invocation, Invocation, ObjectRef, TriggerError, TriggerKind};
 
 /// Conditional-write attempts per account before the invocation gives up
@@ -46,6 +55,14 @@ pub const MAX_STATE_ATTEMPTS: u32 = 10;
 /// The shard for log keys that name no account (not under `AWSLogs/`).
 pub const UNKNOWN_ACCOUNT: &str = "unknown";
 
+/// Role assumptions applied to the engine at a time from one object, as
+/// `rolewatch replay` does: bounds what an object's events take in memory
+/// (about 1.3 KB each at peak) whatever the object holds. Detector state
+/// carries across chunks as across objects: a burst split by a chunk end
+/// raises the same alert, but one already raised when a chunk ends lists
+/// only the events up to there (later ones fall in its cooldown).
+pub const CHUNK_EVENTS: usize = 4_096;
+
 /// The function: the engine's configuration and the three capabilities.
 pub struct Handler<S, R, K> {
     source: S,
@@ -53,6 +70,7 @@ pub struct Handler<S, R, K> {
     sink: K,
     config: Config,
     limits: InputLimits,
+    chunk_events: usize,
 }
 
 /// What an invocation did; returned to the caller for non-SQS triggers and
@@ -147,17 +165,48 @@ struct Unit {
     objects: Vec<ObjectRef>,
 }
 
-/// How reading one object went.
-enum ReadOutcome {
+/// How streaming one object through the engine went.
+enum Streamed {
+    /// The engine comes back, with the alerts the object's events raised.
+    Applied { engine: Box<Engine>, outcome: Outcome, alerts: Vec<Alert> },
+    /// The attempt is void: chunks of the object were applied when its byte
+    /// stream broke (the content may be fine), or the reader task died with
+    /// the engine. Nothing of this attempt may be saved or published.
+    Void(String),
+}
+
+enum Outcome {
+    /// Read to its end: every event applied and the object recorded.
     Read(InputEvents),
-    /// Permanent: the content cannot be read. `partial` is what was read
-    /// before the failure.
-    Unreadable {
-        reason: String,
-        partial: InputEvents,
-    },
-    /// Possibly transient: nothing is applied.
+    /// Permanent: the content cannot be read. What was read before the
+    /// failure (`partial`) was applied, and the object not recorded.
+    Unreadable { reason: String, partial: InputEvents },
+    /// Possibly transient: nothing of the object reached the engine.
     Fetch(String),
+}
+
+/// An object's role assumptions applied in chunks on the reader's thread.
+struct Chunks {
+    engine: Engine,
+    alerts: Vec<Alert>,
+    newest: Option<EpochSeconds>,
+    applied: bool,
+}
+
+impl Chunks {
+    fn apply(&mut self, chunk: Vec<AssumeRoleEvent>) {
+        self.applied = true;
+        self.newest = self.newest.max(chunk.iter().map(|e| e.event_time).max());
+        self.alerts.extend(self.engine.apply_unrecorded(&chunk));
+    }
+}
+
+/// An object applied in an attempt, logged once that attempt's state is saved.
+struct Processed<'o> {
+    object: &'o ObjectRef,
+    records: u64,
+    role_assumptions: u64,
+    alerts: usize,
 }
 
 #[derive(Default)]
@@ -176,7 +225,14 @@ where
 {
     pub fn new(source: S, repo: R, sink: K, config: Config) -> Self {
         let limits = config.input.limits();
-        Self { source, repo, sink, config, limits }
+        Self { source, repo, sink, config, limits, chunk_events: CHUNK_EVENTS }
+    }
+
+    /// Applies role assumptions `events` at a time instead of
+    /// [`CHUNK_EVENTS`] (tests use small chunks to cross their boundaries).
+    pub fn with_chunk_events(mut self, events: usize) -> Self {
+        self.chunk_events = events.max(1);
+        self
     }
 
     /// Handles one invocation's raw event. SQS batches always answer
@@ -322,9 +378,10 @@ where
         (failures, failed_units)
     }
 
-    /// Loads the account's state, applies every object not yet processed,
-    /// publishes what that raised and saves, re-trying on write conflicts.
-    /// On failure also returns how many alerts were published before it.
+    /// Loads the account's state, streams every object not yet processed
+    /// through the engine, publishes what that raised and saves, re-trying
+    /// on write conflicts. On failure also returns how many alerts were
+    /// published before it.
     async fn process_account(
         &self,
         account: &str,
@@ -332,18 +389,32 @@ where
         summary: &mut Summary,
         failures: &mut BTreeMap<ObjectRef, FailureCause>,
     ) -> Result<AccountReport, (AccountError, usize)> {
-        // Objects are read at most once per invocation, however many
-        // conflicts force the events to be applied again.
-        let mut reads: HashMap<ObjectRef, ReadOutcome> = HashMap::new();
         // An alert's identity within the invocation: its key and when its
         // incident started. The key alone is not enough: the engine raises
         // the same key again once the cooldown has passed.
         let identity = |a: &Alert| format!("{}|{}", a.dedup_key, a.first_event_time);
         let mut published: HashSet<String> = HashSet::new();
+        let fail = |e: AccountError, published: &HashSet<String>| (e, published.len());
         let account_id = (account != UNKNOWN_ACCOUNT).then_some(account);
+        // Operational alerts carry this time in every attempt: it is part of
+        // their identity, so a later attempt does not publish them again.
+        let detected_at = now();
+        // Objects that could not be fetched are reported failed and not
+        // opened again in this invocation (Lambda's retry does): each voids
+        // at most one attempt.
+        let mut unfetched: BTreeMap<ObjectRef, String> = BTreeMap::new();
+        // Objects already counted in the summary and logged as read, so one
+        // streamed again after a conflict is not counted twice.
+        let mut counted: HashSet<ObjectRef> = HashSet::new();
+        // A corrupt state copied aside, by version: loading it again after a
+        // void attempt neither copies it twice nor reports a second reset.
+        let mut quarantined: Option<(StateVersion, String)> = None;
+        let (mut attempt, mut writes_lost) = (0u32, 0u32);
 
-        for attempt in 1..=MAX_STATE_ATTEMPTS {
-            let fail = |e: AccountError, published: &HashSet<String>| (e, published.len());
+        'attempts: loop {
+            attempt += 1;
+            // Each attempt streams the objects again, so it decides afresh how each went.
+            failures.clear();
             let loaded = match self.repo.load(account).await {
                 Ok(loaded) => loaded,
                 Err(e) => return Err(fail(AccountError::State(e), &published)),
@@ -355,13 +426,20 @@ where
                 LoadedState::Found { state, version } => (*state, Some(version)),
                 LoadedState::Corrupt { version, raw, reason } => {
                     let location = self.repo.location(account);
-                    error!(account = %account, state = %location, reason = %reason,
-                        "detector state is corrupt; copying it aside and starting from empty state");
-                    let moved_to = match self.repo.quarantine(account, &raw).await {
-                        Ok(moved_to) => moved_to,
-                        Err(e) => return Err(fail(AccountError::State(e), &published)),
+                    let moved_to = match &quarantined {
+                        Some((copied, moved_to)) if *copied == version => moved_to.clone(),
+                        _ => {
+                            error!(account = %account, state = %location, reason = %reason,
+                                "detector state is corrupt; copying it aside and starting from empty state");
+                            let moved_to = match self.repo.quarantine(account, &raw).await {
+                                Ok(moved_to) => moved_to,
+                                Err(e) => return Err(fail(AccountError::State(e), &published)),
+                            };
+                            quarantined = Some((version.clone(), moved_to.clone()));
+                            moved_to
+                        }
                     };
-                    pending.push(state_reset_alert(account, &location, &moved_to, &reason));
+                    pending.push(state_reset_alert(account, &location, &moved_to, &reason, detected_at));
                     changed = true;
                     (State::default(), Some(version))
                 }
@@ -369,48 +447,77 @@ where
 
             let mut engine = Engine::new(&self.config, state);
             let mut report = AccountReport { attempts: attempt, ..AccountReport::default() };
+            let mut processed: Vec<Processed<'_>> = Vec::new();
             for object in objects {
+                if let Some(reason) = unfetched.get(object) {
+                    failures.insert(object.clone(), FailureCause::Fetch(reason.clone()));
+                    continue;
+                }
                 let input_id = object.uri();
                 if engine.is_processed(&input_id) {
                     report.already_processed += 1;
                     continue;
                 }
-                if !reads.contains_key(object) {
-                    let outcome = self.read(object, account, summary).await;
-                    reads.insert(object.clone(), outcome);
+                let started = Instant::now();
+                let streamed = self.stream(object, &input_id, engine).await;
+                if counted.insert(object.clone()) {
+                    log_read(object, account, &streamed, started.elapsed(), summary);
+                } else {
+                    debug!(bucket = %object.bucket, key = %object.key, %account, attempt, "object streamed again");
                 }
-                match reads.get(object) {
-                    Some(ReadOutcome::Read(input)) => match engine.apply(&input_id, &input.events) {
-                        Applied::Processed { alerts } => {
-                            // One line per object with what it raised, for Logs Insights.
-                            info!(bucket = %object.bucket, key = %object.key, %account, records = input.records,
-                                role_assumptions = input.events.len(), alerts = alerts.len(), attempt,
-                                "object processed");
-                            report.processed += 1;
-                            changed = true;
-                            pending.extend(alerts);
-                        }
-                        Applied::AlreadyProcessed => report.already_processed += 1,
-                    },
-                    Some(ReadOutcome::Unreadable { reason, partial }) => {
-                        // What could be read still counts, but the object is
-                        // not marked processed: a repaired copy is read in full.
+                let (back, outcome, alerts) = match streamed {
+                    Streamed::Applied { engine, outcome, alerts } => (engine, outcome, alerts),
+                    Streamed::Void(reason) => {
+                        // Chunks of an object that may well be fine are in this
+                        // engine. Saving them unrecorded, as for an unreadable
+                        // object, would publish their alerts now and have the
+                        // retry (which reads the object from its start) apply them
+                        // again, leaning on every detector and the cooldown to take
+                        // a repeated event as once. Instead nothing of this attempt
+                        // is published or saved, and the others are applied again
+                        // without this object: the saved state is as if it had not
+                        // been named, so the retry processes it like a first
+                        // delivery and raises its alerts once. The cost, reading the
+                        // others again, arises only when a stream breaks after its
+                        // first chunk.
+                        warn!(bucket = %object.bucket, key = %object.key, %account, attempt, error = %reason,
+                            "object broke off after part of it was applied; applying the others again without it");
+                        unfetched.insert(object.clone(), reason);
+                        continue 'attempts;
+                    }
+                };
+                engine = *back;
+                match outcome {
+                    Outcome::Read(read) => {
+                        report.processed += 1;
                         changed = true;
-                        pending.extend(engine.apply_unrecorded(&partial.events));
+                        processed.push(Processed {
+                            object,
+                            records: read.records,
+                            role_assumptions: read.role_assumptions,
+                            alerts: alerts.len(),
+                        });
+                        pending.extend(alerts);
+                    }
+                    Outcome::Unreadable { reason, .. } => {
+                        // What could be read still counts (it was applied), but
+                        // the object is not recorded: a repaired copy is read in full.
+                        changed = true;
+                        pending.extend(alerts);
                         // Once per object and reason while state remembers it, not
                         // once per retry or redelivery.
                         pending.extend(engine.raise_once(Alert::unreadable_input(
                             &input_id,
                             account_id,
-                            reason,
-                            now(),
+                            &reason,
+                            detected_at,
                         )));
-                        failures.insert(object.clone(), FailureCause::Unreadable(reason.clone()));
+                        failures.insert(object.clone(), FailureCause::Unreadable(reason));
                     }
-                    Some(ReadOutcome::Fetch(reason)) => {
-                        failures.insert(object.clone(), FailureCause::Fetch(reason.clone()));
+                    Outcome::Fetch(reason) => {
+                        unfetched.insert(object.clone(), reason.clone());
+                        failures.insert(object.clone(), FailureCause::Fetch(reason));
                     }
-                    None => {}
                 }
             }
             let state = engine.into_state();
@@ -441,74 +548,103 @@ where
                 return Ok(report);
             }
             match self.repo.save(account, &state, version.as_ref()).await {
-                Ok(SaveOutcome::Saved(_)) => return Ok(report),
+                Ok(SaveOutcome::Saved(_)) => {
+                    // One line per object with what it raised, for Logs
+                    // Insights; only for the attempt whose state was saved.
+                    for p in &processed {
+                        info!(bucket = %p.object.bucket, key = %p.object.key, %account, records = p.records,
+                            role_assumptions = p.role_assumptions, alerts = p.alerts, attempt, "object processed");
+                    }
+                    return Ok(report);
+                }
                 Ok(SaveOutcome::Conflict) => {
+                    writes_lost += 1;
+                    if writes_lost >= MAX_STATE_ATTEMPTS {
+                        return Err((AccountError::Contention { attempts: writes_lost }, published.len()));
+                    }
                     warn!(account = %account, attempt,
-                        "state was changed by a concurrent invocation; loading it again and re-applying");
-                    tokio::time::sleep(backoff(attempt)).await;
+                        "state was changed by a concurrent invocation; loading it again and streaming the objects again");
+                    tokio::time::sleep(backoff(writes_lost)).await;
                 }
                 Err(e) => return Err(fail(AccountError::State(e), &published)),
             }
         }
-        Err((AccountError::Contention { attempts: MAX_STATE_ATTEMPTS }, published.len()))
     }
 
-    /// Streams one object through the reader on a blocking thread: the body
-    /// is decompressed and walked as it arrives, so memory stays flat.
-    async fn read(&self, object: &ObjectRef, account: &str, summary: &mut Summary) -> ReadOutcome {
-        let started = Instant::now();
-        let outcome = match self.source.open(object).await {
-            Ok(reader) => {
-                let limits = self.limits;
-                let bridge = SyncIoBridge::new(reader);
-                let joined = tokio::task::spawn_blocking(move || {
-                    let mut tracked = TransportTracker { inner: bridge, error: None };
-                    let result = read_input(&mut tracked, &limits);
-                    (result, tracked.error)
-                })
-                .await;
-                match joined {
-                    Err(e) => ReadOutcome::Fetch(format!("reader task failed: {e}")),
-                    // The body stream broke: the content may be fine.
-                    Ok((Err(_), Some(transport))) => ReadOutcome::Fetch(transport),
-                    Ok((Err(failure), None)) => {
-                        ReadOutcome::Unreadable { reason: failure.error.to_string(), partial: failure.partial }
-                    }
-                    Ok((Ok(input), _)) => ReadOutcome::Read(input),
-                }
+    /// Streams one object through `engine` on a blocking thread: the body is
+    /// decompressed and walked as it arrives and its role assumptions are
+    /// applied in chunks, so memory stays flat however many it holds. The
+    /// object is recorded as processed only once all of it was applied.
+    async fn stream(&self, object: &ObjectRef, input_id: &str, engine: Engine) -> Streamed {
+        let reader = match self.source.open(object).await {
+            Ok(reader) => reader,
+            Err(SourceError::NotFound) => {
+                let reason = "the object does not exist (deleted before it was read?)".to_owned();
+                let outcome = Outcome::Unreadable { reason, partial: InputEvents::default() };
+                return Streamed::Applied { engine: Box::new(engine), outcome, alerts: Vec::new() };
             }
-            Err(SourceError::NotFound) => ReadOutcome::Unreadable {
-                reason: "the object does not exist (deleted before it was read?)".to_owned(),
-                partial: InputEvents::default(),
-            },
-            Err(SourceError::Other(reason)) => ReadOutcome::Fetch(reason),
+            Err(SourceError::Other(reason)) => {
+                let outcome = Outcome::Fetch(reason);
+                return Streamed::Applied { engine: Box::new(engine), outcome, alerts: Vec::new() };
+            }
         };
-        let duration_ms = started.elapsed().as_millis() as u64;
-        let (bucket, key) = (&object.bucket, &object.key);
-        match &outcome {
-            ReadOutcome::Read(input) | ReadOutcome::Unreadable { partial: input, .. } => {
-                summary.records += input.records;
-                summary.role_assumptions += input.events.len() as u64;
-                summary.bad_records += input.bad_records.len() as u64;
-                if let ReadOutcome::Unreadable { reason, .. } = &outcome {
-                    error!(%bucket, %key, %account, records = input.records,
-                        role_assumptions = input.events.len(), duration_ms, error = %reason,
-                        "object cannot be read; what was read before the failure is applied");
-                } else {
-                    info!(%bucket, %key, %account, records = input.records,
-                        role_assumptions = input.events.len(), bad_records = input.bad_records.len(),
-                        duration_ms, "object read");
+        let (limits, chunk_events, input_id) = (self.limits, self.chunk_events, input_id.to_owned());
+        let bridge = SyncIoBridge::new(reader);
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut tracked = TransportTracker { inner: bridge, error: None };
+            let mut chunks = Chunks { engine, alerts: Vec::new(), newest: None, applied: false };
+            let result = read_input_chunked(&mut tracked, &limits, chunk_events, &mut |chunk| chunks.apply(chunk));
+            let outcome = match (result, tracked.error) {
+                // The body stream broke: the content may be fine. The events
+                // of the last, incomplete chunk are not applied.
+                (Err(_), Some(transport)) if chunks.applied => return Streamed::Void(transport),
+                (Err(_), Some(transport)) => Outcome::Fetch(transport),
+                (Err(failure), None) => {
+                    let mut partial = failure.partial;
+                    chunks.apply(std::mem::take(&mut partial.events));
+                    Outcome::Unreadable { reason: failure.error.to_string(), partial }
                 }
-                for problem in input.bad_records.iter().take(5) {
-                    warn!(%bucket, %key, %account, error = %problem, "record skipped");
+                (Ok(mut read), _) => {
+                    chunks.apply(std::mem::take(&mut read.events));
+                    chunks.engine.record_input(&input_id, chunks.newest);
+                    Outcome::Read(read)
                 }
+            };
+            Streamed::Applied { engine: Box::new(chunks.engine), outcome, alerts: chunks.alerts }
+        })
+        .await;
+        // The engine went down with the task: only a fresh attempt can go on.
+        joined.unwrap_or_else(|e| Streamed::Void(format!("reader task failed: {e}")))
+    }
+}
+
+/// Logs how reading an object went and counts it in the summary; called
+/// the first time the object is read in an invocation only.
+fn log_read(object: &ObjectRef, account: &str, streamed: &Streamed, elapsed: Duration, summary: &mut Summary) {
+    let duration_ms = elapsed.as_millis() as u64;
+    let (bucket, key) = (&object.bucket, &object.key);
+    match streamed {
+        Streamed::Applied { outcome: Outcome::Read(input) | Outcome::Unreadable { partial: input, .. }, .. } => {
+            summary.records += input.records;
+            summary.role_assumptions += input.role_assumptions;
+            summary.bad_records += input.bad_records.len() as u64;
+            if let Streamed::Applied { outcome: Outcome::Unreadable { reason, .. }, .. } = streamed {
+                error!(%bucket, %key, %account, records = input.records,
+                    role_assumptions = input.role_assumptions, duration_ms, error = %reason,
+                    "object cannot be read; what was read before the failure is applied");
+            } else {
+                info!(%bucket, %key, %account, records = input.records,
+                    role_assumptions = input.role_assumptions, bad_records = input.bad_records.len(),
+                    duration_ms, "object read");
             }
-            ReadOutcome::Fetch(reason) => {
-                error!(%bucket, %key, %account, duration_ms, error = %reason,
-                    "object cannot be fetched; it will be retried");
+            for problem in input.bad_records.iter().take(5) {
+                warn!(%bucket, %key, %account, error = %problem, "record skipped");
             }
         }
-        outcome
+        Streamed::Applied { outcome: Outcome::Fetch(reason), .. } | Streamed::Void(reason) => {
+            error!(%bucket, %key, %account, duration_ms, error = %reason,
+                "object cannot be fetched; it will be retried");
+        }
     }
 }
 
@@ -530,8 +666,14 @@ impl<R: Read> Read for TransportTracker<R> {
 }
 
 /// An operational alert: the account's state was unreadable and was reset.
-fn state_reset_alert(account: &str, location: &str, moved_to: &str, reason: &str) -> Alert {
-    let at = now().timestamp();
+fn state_reset_alert(
+    account: &str,
+    location: &str,
+    moved_to: &str,
+    reason: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Alert {
+    let at = at.timestamp();
     Alert::new(
         "state_reset",
         Severity::Medium,
@@ -605,6 +747,7 @@ mod tests {
     //! The flow with in-memory capabilities: the orderings and failure paths
     //! that are awkward to provoke against a server.
 
+    use std::collections::HashMap;
     use std::sync::Mutex;
 
     use serde_json::json;
@@ -619,11 +762,33 @@ mod tests {
     }
 
     fn denied(id: &str, second: u32) -> Value {
+        denied_by("guesser", id, second)
+    }
+
+    fn denied_by(user: &str, id: &str, second: u32) -> Value {
         json!({"eventVersion": "1.08", "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
             "eventTime": format!("2026-10-05T10:00:{second:02}Z"), "eventID": id, "awsRegion": "us-east-1",
             "sourceIPAddress": "198.18.9.20", "errorCode": "AccessDenied", "requestParameters": null,
             "recipientAccountId": ACCOUNT,
-            "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/guesser"), "accountId": ACCOUNT}})
+            "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/{user}"), "accountId": ACCOUNT}})
+    }
+
+    fn granted(id: &str, second: u32) -> Value {
+        let mut record = denied_by("deployer", id, second);
+        record["errorCode"] = Value::Null;
+        record["sourceIPAddress"] = json!("192.0.2.44");
+        record["requestParameters"] =
+            json!({"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/deploy"), "roleSessionName": "deployer"});
+        record
+    }
+
+    fn log(records: &[Value]) -> Vec<u8> {
+        json!({ "Records": records }).to_string().into_bytes()
+    }
+
+    /// Five failures by `user` within 20 s: one repeated_failures alert.
+    fn burst_by(user: &str, prefix: &str) -> Vec<Value> {
+        (0..5).map(|i| denied_by(user, &format!("{prefix}{i}"), i * 5)).collect()
     }
 
     fn burst_log(prefix: &str) -> Vec<u8> {
@@ -642,11 +807,25 @@ mod tests {
         json!({ "Records": records })
     }
 
-    /// Objects in memory; `broken` ones fail part-way like a dropped connection.
+    /// Objects in memory; `broken` ones fail part-way like a dropped
+    /// connection; from the `refused_from`-th open on, one cannot be opened.
     #[derive(Default)]
     struct Objects {
         objects: HashMap<String, Vec<u8>>,
         broken: HashSet<String>,
+        refused_from: HashMap<String, u32>,
+        opens: Mutex<HashMap<String, u32>>,
+    }
+
+    impl Objects {
+        fn with(objects: &[(&str, Vec<u8>)]) -> Objects {
+            let objects = objects.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            Objects { objects, ..Objects::default() }
+        }
+
+        fn opens(&self, key: &str) -> u32 {
+            self.opens.lock().map(|o| o.get(key).copied().unwrap_or(0)).unwrap_or(0)
+        }
     }
 
     /// A reader that returns some bytes and then an I/O error.
@@ -673,6 +852,15 @@ mod tests {
 
     impl ObjectSource for Objects {
         async fn open(&self, object: &ObjectRef) -> Result<ObjectReader, SourceError> {
+            let opens = {
+                let mut opens = self.opens.lock().map_err(|_| SourceError::Other("poisoned".into()))?;
+                let count = opens.entry(object.key.clone()).or_default();
+                *count += 1;
+                *count
+            };
+            if self.refused_from.get(&object.key).is_some_and(|from| opens >= *from) {
+                return Err(SourceError::Other("GetObject: 503 SlowDown".into()));
+            }
             let bytes = self.objects.get(&object.key).cloned().ok_or(SourceError::NotFound)?;
             if self.broken.contains(&object.key) {
                 let half = bytes[..bytes.len() / 2].to_vec();
@@ -682,12 +870,31 @@ mod tests {
         }
     }
 
-    /// State in memory with versions; `conflicts` makes that many saves lose.
+    /// State in memory with versions; `conflicts` makes that many saves
+    /// lose, each after `conflict_pause`.
     #[derive(Default)]
     struct Memory {
         stored: Mutex<Option<(Vec<u8>, u64)>>,
         conflicts: Mutex<u32>,
+        conflict_pause: Duration,
         saves: Mutex<u32>,
+    }
+
+    impl Memory {
+        /// A store holding what `other` saved, as the next invocation finds it.
+        fn after(other: &Memory) -> Memory {
+            let stored = other.stored.lock().map(|s| s.clone()).unwrap_or_default();
+            Memory { stored: Mutex::new(stored), ..Memory::default() }
+        }
+
+        /// The saved state, read as `load` reads it (whatever its encoding).
+        fn state(&self) -> State {
+            let stored = self.stored.lock().ok().and_then(|s| s.clone());
+            match stored.map(|(bytes, v)| LoadedState::from_bytes(bytes, StateVersion(v.to_string()))) {
+                Some(LoadedState::Found { state, .. }) => state,
+                _ => State::default(),
+            }
+        }
     }
 
     impl StateRepo for Memory {
@@ -705,9 +912,14 @@ mod tests {
             state: &State,
             expected: Option<&StateVersion>,
         ) -> Result<SaveOutcome, StateError> {
-            let mut conflicts = self.conflicts.lock().map_err(|_| poisoned())?;
-            if *conflicts > 0 {
-                *conflicts -= 1;
+            let lost = {
+                let mut conflicts = self.conflicts.lock().map_err(|_| poisoned())?;
+                let lost = *conflicts > 0;
+                *conflicts = conflicts.saturating_sub(1);
+                lost
+            };
+            if lost {
+                tokio::time::sleep(self.conflict_pause).await;
                 return Ok(SaveOutcome::Conflict);
             }
             let mut stored = self.stored.lock().map_err(|_| poisoned())?;
@@ -758,6 +970,14 @@ mod tests {
         h.sink.published.lock().map(|p| p.iter().map(|a| a.detector.clone()).collect()).unwrap_or_default()
     }
 
+    fn alerts(h: &Handler<Objects, Memory, Sink>) -> Vec<Alert> {
+        h.sink.published.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    fn inputs(repo: &Memory) -> Vec<String> {
+        repo.state().inputs.into_keys().collect()
+    }
+
     #[tokio::test]
     async fn publishing_failure_fails_the_invocation_and_saves_nothing() {
         let k = key("20261005T1005Z_a");
@@ -796,6 +1016,7 @@ mod tests {
         let objects = Objects {
             objects: HashMap::from([(good.clone(), burst_log("e")), (broken.clone(), burst_log("f"))]),
             broken: HashSet::from([broken.clone()]),
+            ..Objects::default()
         };
         let h = handler(objects, Memory::default(), Sink::default());
         let err = h.handle(event(&[&good, &broken])).await.err().map(|e| e.to_string()).unwrap_or_default();
@@ -885,5 +1106,115 @@ mod tests {
         let mut detectors = published(&h);
         detectors.sort();
         assert_eq!(detectors, ["repeated_failures", "state_reset"]);
+    }
+
+    #[tokio::test]
+    async fn after_a_conflict_objects_are_streamed_again_and_counted_and_published_once() {
+        let k = key("20261005T1005Z_a");
+        let objects = Objects::with(&[(&k, burst_log("e"))]);
+        let repo = Memory { conflicts: Mutex::new(1), ..Memory::default() };
+        let h = handler(objects, repo, Sink::default());
+        let summary = h.handle(event(&[&k])).await.map_err(|e| e.to_string());
+        assert_eq!(h.source.opens(&k), 2, "no object's events are kept: the second attempt reads it again");
+        assert_eq!(published(&h), ["repeated_failures"], "published by the first attempt only");
+        let counts = summary.map(|s| (s["processed"].clone(), s["records"].clone(), s["role_assumptions"].clone()));
+        assert_eq!(counts, Ok((json!(1), json!(5), json!(5))), "counted once, not once per attempt");
+        assert_eq!(inputs(&h.repo), [format!("s3://trail/{k}")]);
+    }
+
+    #[tokio::test]
+    async fn a_burst_across_chunk_boundaries_raises_the_same_alert_as_the_whole_object() {
+        // Ten role assumptions, failures and successes alternating: in chunks
+        // of three, the fifth failure (the threshold) arrives in the fourth.
+        let k = key("20261005T1005Z_a");
+        let records: Vec<Value> =
+            (0..5u32).flat_map(|i| [granted(&format!("g{i}"), i * 5), denied(&format!("d{i}"), i * 5 + 1)]).collect();
+        let run = |chunk_events: usize| {
+            let objects = Objects::with(&[(&k, log(&records))]);
+            handler(objects, Memory::default(), Sink::default()).with_chunk_events(chunk_events)
+        };
+        let (whole, chunked) = (run(CHUNK_EVENTS), run(3));
+        let whole_summary = whole.handle(event(&[&k])).await.map_err(|e| e.to_string());
+        let chunked_summary = chunked.handle(event(&[&k])).await.map_err(|e| e.to_string());
+        assert_eq!(chunked_summary, whole_summary);
+        assert_eq!(chunked_summary.map(|s| s["role_assumptions"].clone()), Ok(json!(10)), "every chunk counted");
+        let got = alerts(&chunked);
+        assert_eq!(got, alerts(&whole), "the same alerts, field for field");
+        let burst: Vec<(&str, u64)> = got.iter().map(|a| (a.detector.as_str(), a.event_count)).collect();
+        assert_eq!(burst, [("repeated_failures", 5)], "failures of earlier chunks count towards the burst");
+        assert_eq!(inputs(&chunked.repo), [format!("s3://trail/{k}")], "recorded once all chunks were applied");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_object_larger_than_a_chunk_applies_what_was_read_and_fails() {
+        // A burst, then the object is cut off inside the next record.
+        let k = key("20261005T1005Z_cut");
+        let mut bytes = log(&[burst_by("guesser", "e"), vec![granted("g", 40)]].concat());
+        bytes.truncate(bytes.len() - 40);
+        let h = handler(Objects::with(&[(&k, bytes)]), Memory::default(), Sink::default()).with_chunk_events(2);
+        let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(&format!("s3://trail/{k}: cannot be read")), "{err}");
+        assert_eq!(published(&h), ["repeated_failures", "unreadable_input"]);
+        assert!(inputs(&h.repo).is_empty(), "not recorded: a repaired copy is read in full");
+    }
+
+    #[tokio::test]
+    async fn a_connection_dropped_after_chunks_were_applied_leaves_no_trace_and_the_retry_raises_once() {
+        let (a, b, c) = (key("20261005T1005Z_a"), key("20261005T1010Z_b"), key("20261005T1015Z_c"));
+        let bytes = [(a.as_str(), log(&burst_by("alice", "a"))), (b.as_str(), log(&burst_by("bob", "b")))];
+        let bytes = [bytes.as_slice(), &[(c.as_str(), log(&burst_by("carol", "c")))]].concat();
+        // In chunks of two, b's first chunk is applied before its stream breaks half-way.
+        let objects = Objects { broken: HashSet::from([b.clone()]), ..Objects::with(&bytes) };
+        let h = handler(objects, Memory::default(), Sink::default()).with_chunk_events(2);
+        let err = h.handle(event(&[&a, &b, &c])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.contains(&format!("s3://trail/{b}: cannot be fetched")) && err.contains("connection reset"),
+            "{err}"
+        );
+        assert!(!err.contains(&a) && !err.contains(&c), "only the broken object fails: {err}");
+        let principals = |alerts: Vec<Alert>| alerts.into_iter().map(|a| a.principal).collect::<Vec<_>>();
+        let user = |name: &str| format!("arn:aws:iam::{ACCOUNT}:user/{name}");
+        assert_eq!(principals(alerts(&h)), [user("alice"), user("carol")], "each once; nothing of bob's yet");
+        let state = h.repo.state();
+        assert_eq!(state.inputs.keys().collect::<Vec<_>>(), [&format!("s3://trail/{a}"), &format!("s3://trail/{c}")]);
+        assert!(!state.repeated_failures.by_principal.contains_key(&user("bob")), "b's applied chunk was not saved");
+
+        // Lambda's retry, the connection fine this time.
+        let retry = handler(Objects::with(&bytes), Memory::after(&h.repo), Sink::default());
+        assert!(retry.handle(event(&[&a, &b, &c])).await.is_ok());
+        assert_eq!(principals(alerts(&retry)), [user("bob")], "b's burst raised once, by the retry");
+        assert_eq!(inputs(&retry.repo).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_object_that_cannot_be_opened_again_after_a_conflict_fails_and_is_not_dropped() {
+        let k = key("20261005T1005Z_a");
+        let objects =
+            Objects { refused_from: HashMap::from([(k.clone(), 2)]), ..Objects::with(&[(&k, burst_log("e"))]) };
+        let repo = Memory { conflicts: Mutex::new(1), ..Memory::default() };
+        let h = handler(objects, repo, Sink::default());
+        let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(&format!("s3://trail/{k}: cannot be fetched")) && err.contains("503"), "{err}");
+        assert_eq!(published(&h), ["repeated_failures"], "published by the first attempt");
+        assert!(inputs(&h.repo).is_empty(), "not recorded as processed");
+
+        // Lambda's retry reads it: the alert again, same dedup_key (at least once).
+        let retry = handler(Objects::with(&[(&k, burst_log("e"))]), Memory::after(&h.repo), Sink::default());
+        assert!(retry.handle(event(&[&k])).await.is_ok());
+        let keys = |alerts: Vec<Alert>| alerts.into_iter().map(|a| a.dedup_key).collect::<Vec<_>>();
+        assert_eq!(keys(alerts(&retry)), keys(alerts(&h)));
+        assert_eq!(inputs(&retry.repo), [format!("s3://trail/{k}")]);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_object_pages_once_when_a_conflict_makes_the_attempts_a_second_apart() {
+        let k = key("20261005T1005Z_cut");
+        let mut bytes = burst_log("e");
+        bytes.truncate(bytes.len() / 2);
+        let repo =
+            Memory { conflicts: Mutex::new(1), conflict_pause: Duration::from_millis(1100), ..Memory::default() };
+        let h = handler(Objects::with(&[(&k, bytes)]), repo, Sink::default());
+        assert!(h.handle(event(&[&k])).await.is_err());
+        assert_eq!(published(&h), ["unreadable_input"]);
     }
 }

@@ -1,14 +1,21 @@
 //! A large object is streamed: memory stays flat while hundreds of
-//! megabytes are decompressed and walked.
+//! megabytes are decompressed and walked, and while an object's role
+//! assumptions are applied, however many it holds.
 
 use std::io::Write;
 
-use crate::harness::{denied_assume_role, log_key, other_call, s3_event, Fixture, TRAIL_BUCKET};
+use crate::harness::{denied_assume_role, granted_assume_role, log_key, other_call, s3_event, Fixture, TRAIL_BUCKET};
 
 /// Decompressed size of the generated object.
 const DECOMPRESSED_BYTES: usize = 200 << 20;
 /// Allowed growth of the process's peak resident memory while it is read.
 const MAX_GROWTH_BYTES: u64 = 64 << 20;
+/// Role assumptions in the STS-heavy object: held whole, as before they
+/// were applied in chunks, they took about twice `MAX_GROWTH_BYTES`.
+const ROLE_ASSUMPTIONS: u64 = 200_000;
+
+/// Peak memory is the whole process's: the tests that measure it take turns.
+static MEASURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status (Linux)");
@@ -46,6 +53,7 @@ fn large_log() -> (Vec<u8>, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_object_is_streamed_in_flat_memory() {
+    let _turn = MEASURING.lock().await;
     let fx = Fixture::new().await;
     let key = log_key("05", "20261005T1005Z_LargeObject00001");
     let (object, records) = large_log();
@@ -66,6 +74,57 @@ async fn a_large_object_is_streamed_in_flat_memory() {
         "peak memory grew by {} MiB reading a {} MiB log",
         growth >> 20,
         DECOMPRESSED_BYTES >> 20
+    );
+    assert_eq!(fx.drain().await.len(), 1);
+}
+
+/// A gzip CloudTrail log of nothing but `ROLE_ASSUMPTIONS` granted role
+/// assumptions by a few users, ending in a burst of failed ones.
+fn role_assumptions_log() -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"{\"Records\":[").expect("gzip");
+    // One record rendered once; each copy gets its own event id and time.
+    let template = granted_assume_role("EVENT-ID", "EVENT-TIME", "USER").to_string();
+    for i in 0..ROLE_ASSUMPTIONS {
+        let time = format!("2026-10-05T09:{:02}:{:02}Z", i / 2000 % 60, i / 40 % 50);
+        let record = template
+            .replace("EVENT-ID", &format!("bulk-{i}"))
+            .replace("EVENT-TIME", &time)
+            .replace("USER", &format!("user{}", i % 16));
+        gz.write_all(record.as_bytes()).expect("gzip");
+        gz.write_all(b",").expect("gzip");
+    }
+    for i in 0..5 {
+        let record = denied_assume_role(&format!("tail-{i}"), &format!("2026-10-05T10:00:{:02}Z", i * 10), "guesser");
+        if i > 0 {
+            gz.write_all(b",").expect("gzip");
+        }
+        gz.write_all(record.to_string().as_bytes()).expect("gzip");
+    }
+    gz.write_all(b"]}").expect("gzip");
+    gz.finish().expect("gzip")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_of_role_assumptions_is_applied_in_chunks_in_flat_memory() {
+    let _turn = MEASURING.lock().await;
+    let fx = Fixture::new().await;
+    let key = log_key("05", "20261005T1005Z_RoleAssumptions1");
+    fx.put(TRAIL_BUCKET, &key, role_assumptions_log()).await;
+    let handler = fx.handler("rolewatch/state/");
+
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM (Linux)");
+    let before = status_kib("VmRSS:") * 1024;
+    let response = handler.handle(s3_event(&[&key])).await.expect("object processed");
+    let peak = status_kib("VmHWM:") * 1024;
+
+    assert_eq!(response["role_assumptions"], ROLE_ASSUMPTIONS + 5, "{response}");
+    assert_eq!(response["alerts"], 1, "the burst at the very end was seen: {response}");
+    let growth = peak.saturating_sub(before);
+    assert!(
+        growth < MAX_GROWTH_BYTES,
+        "peak memory grew by {} MiB applying {ROLE_ASSUMPTIONS} role assumptions",
+        growth >> 20
     );
     assert_eq!(fx.drain().await.len(), 1);
 }
