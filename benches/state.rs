@@ -127,14 +127,16 @@ fn run_sequence(folder: &Path, mut part: Vec<u8>, mut base: StateBase) {
         .collect();
     files.sort();
     let config = Config::default();
-    let (mut state_time, mut process_times, mut sweep_time) = (Duration::ZERO, Vec::new(), Duration::ZERO);
-    let (mut new_bases, mut sweeps, mut largest_part) = (0, 0, 0);
+    let (mut load_time, mut save_time, mut new_base_time, mut sweep_time) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut process_times, mut new_bases, mut sweeps, mut largest_part) = (Vec::new(), 0, 0, 0);
     for path in &files {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let started = Instant::now();
         let state = State::from_parts(part, &base).expect("state loads");
         let swept_before = state.unexpected_source_ip.swept_at;
         let loaded_at = Instant::now();
+        load_time += loaded_at - started;
         let mut engine = Engine::new(&config, state);
         let read = read_input(&bytes[..], &InputLimits::default()).expect("file reads");
         engine.apply(&path.to_string_lossy(), &read.events);
@@ -150,21 +152,27 @@ fn run_sequence(folder: &Path, mut part: Vec<u8>, mut base: StateBase) {
         let saved = state.to_parts();
         if let Some(new_base) = saved.new_base {
             new_bases += 1;
+            new_base_time += processed_at.elapsed();
             base = new_base;
+        } else {
+            save_time += processed_at.elapsed();
         }
         part = saved.state;
         largest_part = largest_part.max(part.len());
-        state_time += (loaded_at - started) + processed_at.elapsed();
     }
     // A sweeping invocation processes its file like any other.
     let process_each = process_times.iter().sum::<Duration>() / process_times.len().max(1) as u32;
     let process_total = process_each * files.len() as u32;
-    let upkeep = state_time + sweep_time.saturating_sub(process_each * sweeps);
+    let sweep_time = sweep_time.saturating_sub(process_each * sweeps);
     println!("sequence_files={}", files.len());
     println!("sequence_new_bases={new_bases}");
     println!("sequence_sweeps={sweeps}");
     println!("sequence_largest_part_bytes={largest_part}");
-    println!("sequence_state_ms={:.1}", ms(upkeep));
+    println!("sequence_load_ms={:.1}", ms(load_time));
+    println!("sequence_save_ms={:.1}", ms(save_time));
+    println!("sequence_new_base_ms={:.1}", ms(new_base_time));
+    println!("sequence_sweep_ms={:.1}", ms(sweep_time));
+    println!("sequence_state_ms={:.1}", ms(load_time + save_time + new_base_time + sweep_time));
     println!("sequence_process_ms={:.1}", ms(process_total));
 }
 

@@ -891,7 +891,7 @@ mod tests {
         fn state(&self) -> State {
             let stored = self.stored.lock().ok().and_then(|s| s.clone());
             match stored.map(|(bytes, v)| LoadedState::from_bytes(bytes, StateVersion(v.to_string()))) {
-                Some(LoadedState::Found { state, .. }) => state,
+                Some(LoadedState::Found { state, .. }) => *state,
                 _ => State::default(),
             }
         }

@@ -225,6 +225,12 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
         merge_lines(out, self.base.as_slice(), changes);
     }
 
+    /// About how many bytes [`LazyMap::write_delta_lines`] writes.
+    pub(crate) fn changes_len_estimate(&self) -> usize {
+        let per_line = (self.base.len_bytes() + self.delta.len_bytes()) / self.len.max(1);
+        self.delta.len_bytes() + self.loaded.len() * per_line.max(512)
+    }
+
     /// About how many bytes [`LazyMap::write_all_lines`] writes, to size its buffer.
     pub(crate) fn encoded_len_estimate(&self) -> usize {
         let stored = self.base.len_bytes() + self.delta.len_bytes();
