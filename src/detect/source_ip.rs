@@ -39,6 +39,10 @@ pub struct SourceIpState {
     /// Watermark of the last sweep over every baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swept_at: Option<EpochSeconds>,
+    /// `network_memory_seconds` as of the last prune: when saved baselines
+    /// fall due for pruning is worked out with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_memory_seconds: Option<u64>,
 }
 
 /// What a principal's successful role assumptions have taught.
@@ -196,15 +200,35 @@ impl SourceIpState {
     pub fn prune(&mut self, config: &UnexpectedSourceIpConfig, watermark: EpochSeconds) {
         if self.swept_at.is_none_or(|at| watermark - at >= SWEEP_INTERVAL_SECONDS) {
             let memory = secs(config.network_memory_seconds);
-            self.principals.load_all();
-            self.principals.retain_loaded(|_, b| b.prune(memory, watermark));
+            self.principals.sweep(watermark, |b| b.prune(memory, watermark));
             self.swept_at = Some(watermark);
         }
         self.pruned_at = Some(watermark);
+        self.network_memory_seconds = Some(config.network_memory_seconds);
+    }
+
+    /// When a baseline next changes by pruning, for saving it (see
+    /// [`LazyMap::sweep`]). Saved with another memory than the one it is
+    /// swept with, a baseline is pruned early (harmless) or late, when used.
+    pub fn due(&self) -> impl Fn(&Baseline) -> EpochSeconds {
+        let memory =
+            secs(self.network_memory_seconds.unwrap_or(UnexpectedSourceIpConfig::default().network_memory_seconds));
+        move |baseline| baseline.prune_due(memory)
     }
 }
 
 impl Baseline {
+    /// The first watermark at which [`Baseline::prune`] changes it.
+    fn prune_due(&self, memory: i64) -> EpochSeconds {
+        let after_memory = |t: EpochSeconds| t.saturating_add(memory).saturating_add(LATE_HISTORY_SECONDS + 1);
+        let lasting = self.last_seen - self.first_seen >= 86_400;
+        let forgotten =
+            if lasting { self.last_seen.saturating_add(LONG_MEMORY_SECONDS + 1) } else { after_memory(self.last_seen) };
+        let network = self.networks.iter().map(|s| after_memory(s.last)).min();
+        let roaming = self.roaming_until.map(after_memory);
+        [Some(forgotten), network, roaming].into_iter().flatten().min().unwrap_or(EpochSeconds::MAX)
+    }
+
     /// Forgets what is past the horizon at `watermark`; false when nothing
     /// worth keeping is left.
     fn prune(&mut self, memory: i64, watermark: EpochSeconds) -> bool {
@@ -341,6 +365,38 @@ mod tests {
     use crate::detect::tests::from_ip;
 
     const DAY: i64 = 86_400;
+
+    proptest::proptest! {
+        /// A sweep skips saved baselines not yet due, so pruning before the
+        /// due time must change nothing, and at it something.
+        #[test]
+        fn a_baseline_is_unchanged_by_pruning_until_it_is_due(
+            first_seen in 0i64..500 * DAY,
+            span in 0i64..10 * DAY,
+            networks in proptest::collection::vec((0i64..500 * DAY, 0i64..DAY), 0..4),
+            roaming in proptest::option::of(0i64..600 * DAY),
+            memory_days in 1i64..100,
+        ) {
+            let memory = memory_days * DAY;
+            let baseline = Baseline {
+                first_seen,
+                last_seen: first_seen + span,
+                networks: networks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(first, len))| Sighting { network: format!("n{i}"), first, last: first + len, unjudged: None })
+                    .collect(),
+                roaming_until: roaming,
+            };
+            let due = baseline.prune_due(memory);
+            let mut before = baseline.clone();
+            proptest::prop_assert!(before.prune(memory, due - 1), "kept before it is due");
+            proptest::prop_assert_eq!(&before, &baseline);
+            let mut at = baseline.clone();
+            let kept = at.prune(memory, due);
+            proptest::prop_assert!(!kept || at != baseline, "pruning at the due time changes it");
+        }
+    }
 
     /// The single finding of an observation, if any.
     fn one(mut findings: Vec<IpFinding>) -> Option<IpFinding> {

@@ -3,8 +3,10 @@
 //! An account's state can know 100,000 principals while one CloudTrail file
 //! touches a few dozen. Decoding every entry on load and encoding every entry
 //! on save made state I/O cost more than the file itself, so stored entries
-//! are kept as the lines they were saved as: one `"key"\t{json}\n` line per
-//! entry, sorted by key. A lookup is a binary search over those bytes; only
+//! are kept as the lines they were saved as: one `"key"\t<due>\t{json}\n`
+//! line per entry, sorted by key, where `<due>` is the event time from which
+//! the entry needs bringing up to date (pruning), so a sweep over every
+//! entry decodes only the ones that do. A lookup is a binary search over those bytes; only
 //! entries that are used get decoded, and saving copies the untouched lines
 //! as they are.
 //!
@@ -16,6 +18,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -189,7 +192,8 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
 
     /// Writes what changed since the base, one line per entry, sorted by key:
     /// the delta's untouched lines as they are, then the changes on top.
-    pub(crate) fn write_delta_lines(&self, out: &mut Vec<u8>) {
+    /// `due` says from when an entry needs bringing up to date.
+    pub(crate) fn write_delta_lines(&self, out: &mut Vec<u8>, due: &dyn Fn(&V) -> i64) {
         let changes = self.loaded.iter().map(|(key, slot)| {
             let change = match slot {
                 Some(value) => Change::Set(value),
@@ -197,14 +201,14 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
             };
             (key.as_str(), change)
         });
-        merge_lines(out, self.delta.as_slice(), changes);
+        merge_lines(out, self.delta.as_slice(), changes, due);
     }
 
     /// Writes every entry, one line each, sorted by key, needing no base.
-    pub(crate) fn write_all_lines(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_all_lines(&self, out: &mut Vec<u8>, due: &dyn Fn(&V) -> i64) {
         if self.base.len_bytes() == 0 {
             // Without a base the delta holds no removal marks: it is everything.
-            return self.write_delta_lines(out);
+            return self.write_delta_lines(out, due);
         }
         let mut changes: BTreeMap<Cow<'_, str>, Option<Cow<'_, V>>> = BTreeMap::new();
         for line in self.delta.iter() {
@@ -222,7 +226,31 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
             };
             (key.as_ref(), change)
         });
-        merge_lines(out, self.base.as_slice(), changes);
+        merge_lines(out, self.base.as_slice(), changes, due);
+    }
+
+    /// Brings every entry due by `watermark` up to date with `refresh`,
+    /// dropping those it does not keep: how entries nobody uses are pruned.
+    /// Stored entries not yet due are not even decoded.
+    pub fn sweep(&mut self, watermark: i64, mut refresh: impl FnMut(&mut V) -> bool) {
+        self.retain_loaded(|_, value| refresh(value));
+        let (delta, base) = (self.delta.clone(), self.base.clone());
+        for (layer, below) in [(&delta, None), (&base, Some(&delta))] {
+            for line in layer.iter() {
+                if line_due(line).is_some_and(|due| due > watermark) {
+                    continue;
+                }
+                let Some((key, Some(mut value))) = decode_line::<V>(line) else { continue };
+                if self.loaded.contains_key(key.as_ref()) || below.is_some_and(|d| d.find(&key).is_some()) {
+                    continue;
+                }
+                let keep = refresh(&mut value);
+                if !keep {
+                    self.len -= 1;
+                }
+                self.loaded.insert(key.into_owned(), keep.then_some(value));
+            }
+        }
     }
 
     /// About how many bytes [`LazyMap::write_delta_lines`] writes.
@@ -283,6 +311,7 @@ fn merge_lines<'a, V: Serialize + 'a>(
     out: &mut Vec<u8>,
     lines: &[u8],
     changes: impl IntoIterator<Item = (&'a str, Change<'a, V>)>,
+    due: &dyn Fn(&V) -> i64,
 ) {
     let mut cursor = 0;
     for (key, change) in changes {
@@ -295,21 +324,31 @@ fn merge_lines<'a, V: Serialize + 'a>(
             }
         }
         match change {
-            Change::Set(value) => encode_line(out, key, Some(value)),
-            Change::Remove { mark: true } => encode_line::<V>(out, key, None),
+            Change::Set(value) => encode_line(out, key, due(value), Some(value)),
+            // A removal mark never needs bringing up to date.
+            Change::Remove { mark: true } => encode_line::<V>(out, key, i64::MAX, None),
             Change::Remove { mark: false } => {}
         }
     }
     out.extend_from_slice(&lines[cursor..]);
 }
 
-fn encode_line<V: Serialize>(out: &mut Vec<u8>, key: &str, value: Option<&V>) {
+fn encode_line<V: Serialize>(out: &mut Vec<u8>, key: &str, due: i64, value: Option<&V>) {
     // JSON escapes every control character, so neither part can hold the
     // tab or newline that delimit a line. Strings and plain data always encode.
     let _ = serde_json::to_writer(&mut *out, key);
     out.push(b'\t');
+    let _ = write!(out, "{due}");
+    out.push(b'\t');
     let _ = serde_json::to_writer(&mut *out, &value);
     out.push(b'\n');
+}
+
+/// The `<due>` field of a line.
+fn line_due(line: &[u8]) -> Option<i64> {
+    let first = memchr::memchr(b'\t', line)? + 1;
+    let len = memchr::memchr(b'\t', line.get(first..)?)?;
+    std::str::from_utf8(line.get(first..first + len)?).ok()?.parse().ok()
 }
 
 /// The key of one line (with or without its newline).
@@ -327,8 +366,9 @@ fn line_key(line: &[u8]) -> Option<Cow<'_, str>> {
 /// A line's key and value; `None` for a removal mark.
 fn decode_line<V: DeserializeOwned>(line: &[u8]) -> Option<(Cow<'_, str>, Option<V>)> {
     let key = line_key(line)?;
-    let tab = memchr::memchr(b'\t', line)?;
-    let value = line.get(tab + 1..)?;
+    let first = memchr::memchr(b'\t', line)? + 1;
+    let second = first + memchr::memchr(b'\t', line.get(first..)?)? + 1;
+    let value = line.get(second..)?;
     Some((key, serde_json::from_slice(value).ok()?))
 }
 
@@ -405,6 +445,11 @@ mod tests {
         NewBase,
     }
 
+    /// Test entries are due from their own value.
+    fn due(value: &u32) -> i64 {
+        i64::from(*value)
+    }
+
     fn lines_of(bytes: Vec<u8>) -> Lines {
         let end = bytes.len();
         Lines::new(Arc::new(bytes), 0..end)
@@ -414,16 +459,16 @@ mod tests {
         let mut out = Vec::new();
         match how {
             Save::Whole => {
-                map.write_all_lines(&mut out);
+                map.write_all_lines(&mut out, &due);
                 LazyMap::from_layers(None, lines_of(out), map.len())
             }
             Save::OnItsBase => {
-                map.write_delta_lines(&mut out);
+                map.write_delta_lines(&mut out, &due);
                 let base = map.base_digest().map(|digest| (map.base.clone(), digest.to_owned()));
                 LazyMap::from_layers(base, lines_of(out), map.len())
             }
             Save::NewBase => {
-                map.write_all_lines(&mut out);
+                map.write_all_lines(&mut out, &due);
                 let digest = format!("{:x}", xxhash_rust::xxh3::xxh3_64(&out));
                 LazyMap::from_layers(Some((lines_of(out), digest)), Lines::default(), map.len())
             }
@@ -453,8 +498,8 @@ mod tests {
         set(&mut map, "c", 30);
         assert_eq!(map.loaded.len(), 1, "one lookup decodes one entry");
         let mut saved = Vec::new();
-        map.write_all_lines(&mut saved);
-        assert_eq!(String::from_utf8_lossy(&saved), "\"a\"\t0\n\"b\"\t1\n\"c\"\t30\n\"d\"\t3\n");
+        map.write_all_lines(&mut saved, &due);
+        assert_eq!(String::from_utf8_lossy(&saved), "\"a\"\t0\t0\n\"b\"\t1\t1\n\"c\"\t30\t30\n\"d\"\t3\t3\n");
     }
 
     #[test]
@@ -468,11 +513,12 @@ mod tests {
         set(&mut map, "z", 26);
         remove(&mut map, "c");
         let map = reloaded(&map, Save::OnItsBase);
-        assert_eq!(text(&map.delta), "\"b\"\t10\n\"c\"\tnull\n\"z\"\t26\n");
-        assert_eq!(text(&map.base), "\"a\"\t0\n\"b\"\t1\n\"c\"\t2\n", "the base is shared as it was");
+        let removed = i64::MAX;
+        assert_eq!(text(&map.delta), format!("\"b\"\t10\t10\n\"c\"\t{removed}\tnull\n\"z\"\t26\t26\n"));
+        assert_eq!(text(&map.base), "\"a\"\t0\t0\n\"b\"\t1\t1\n\"c\"\t2\t2\n", "the base is shared as it was");
         assert_eq!(map.len(), 3);
         let whole = reloaded(&map, Save::Whole);
-        assert_eq!(text(&whole.delta), "\"a\"\t0\n\"b\"\t10\n\"z\"\t26\n");
+        assert_eq!(text(&whole.delta), "\"a\"\t0\t0\n\"b\"\t10\t10\n\"z\"\t26\t26\n");
     }
 
     #[test]
@@ -490,7 +536,7 @@ mod tests {
 
     #[test]
     fn damaged_lines_read_as_missing_not_as_a_crash() {
-        let lines = lines_of(b"\"a\"\t1\nnot a line\n\"c\"\t{\n\"d\"\t4\n".to_vec());
+        let lines = lines_of(b"\"a\"\t1\t1\nnot a line\n\"c\"\t0\t{\n\"d\"\t4\t4\n".to_vec());
         let mut map: LazyMap<u32> = LazyMap::from_layers(None, lines, 4);
         assert_eq!(*map.get_or_insert_with("d", |_| true, || 0), 4);
         assert_eq!(*map.get_or_insert_with("c", |_| true, || 7), 7);
@@ -513,13 +559,14 @@ mod tests {
                 (
                     prop::collection::vec(("[a-c\"\\\\\t\n\u{e9}]{0,3}", prop::option::of(0u32..100)), 0..12),
                     save_strategy(),
+                    prop::option::of(0u32..100),
                 ),
                 1..8,
             )
         ) {
             let mut model: BTreeMap<String, u32> = BTreeMap::new();
             let mut map: LazyMap<u32> = LazyMap::default();
-            for (batch, how) in batches {
+            for (batch, how, sweep) in batches {
                 for (key, value) in batch {
                     match value {
                         Some(v) => {
@@ -531,6 +578,11 @@ mod tests {
                             model.remove(&key);
                         }
                     }
+                }
+                if let Some(watermark) = sweep {
+                    // An entry is due from its value: a sweep drops those at or below.
+                    map.sweep(i64::from(watermark), |v| *v > watermark);
+                    model.retain(|_, v| *v > watermark);
                 }
                 prop_assert_eq!(map.len(), model.len());
                 map = reloaded(&map, how);

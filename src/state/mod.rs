@@ -283,7 +283,7 @@ impl State {
         let principals = &self.unexpected_source_ip.principals;
         let mut out = Vec::with_capacity(principals.encoded_len_estimate() + 64 * 1024);
         self.write_header(&mut out, None);
-        principals.write_all_lines(&mut out);
+        principals.write_all_lines(&mut out, &self.unexpected_source_ip.due());
         close(&mut out, principals.len());
         out
     }
@@ -295,7 +295,8 @@ impl State {
         let mut out = Vec::with_capacity(principals.changes_len_estimate() + 64 * 1024);
         self.write_header(&mut out, principals.base_digest());
         let lines_start = out.len();
-        principals.write_delta_lines(&mut out);
+        let due = self.unexpected_source_ip.due();
+        principals.write_delta_lines(&mut out, &due);
         if out.len() - lines_start <= changes_limit(principals.base_len_bytes()) {
             close(&mut out, principals.len());
             let base = principals.base_digest().map(str::to_owned);
@@ -305,7 +306,7 @@ impl State {
         bytes.extend_from_slice(BASE_HEADER);
         bytes.push(b'\n');
         let start = bytes.len();
-        principals.write_all_lines(&mut bytes);
+        principals.write_all_lines(&mut bytes, &due);
         let end = bytes.len();
         let digest = close(&mut bytes, principals.len());
         let bytes = Arc::new(bytes);
