@@ -4,8 +4,8 @@
 //! ```text
 //! trigger (S3 notification | EventBridge Object Created | SQS | CloudTrail SNS)
 //!   -> triggers     object refs; digests, non-logs and s3:TestEvent skipped
-//!   -> ObjectSource streamed GetObject -> rolewatch::cloudtrail::read_input
-//!   -> StateRepo    one state object per account, conditional writes
+//!   -> ObjectSource streamed GetObject -> read_input_chunked, 4,096 role assumptions at a time
+//!   -> StateRepo    per account: a state object (conditional writes) naming a shared base
 //!   -> Engine       rolewatch::engine, pure
 //!   -> AlertSink    SNS PublishBatch; state saved only after delivery
 //! ```

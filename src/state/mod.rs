@@ -166,6 +166,11 @@ impl StateBase {
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
+
+    /// The saved bytes, shared rather than copied (to hand to a request).
+    pub fn shared_bytes(&self) -> Arc<Vec<u8>> {
+        Arc::clone(&self.bytes)
+    }
 }
 
 /// State saved in two parts: the state, and a new base when one was due.
@@ -292,15 +297,21 @@ impl State {
     /// everything into a new base once the changes outgrow their limit.
     pub fn to_parts(&self) -> SavedState {
         let principals = &self.unexpected_source_ip.principals;
-        let mut out = Vec::with_capacity(principals.changes_len_estimate() + 64 * 1024);
-        self.write_header(&mut out, principals.base_digest());
-        let lines_start = out.len();
         let due = self.unexpected_source_ip.due();
-        principals.write_delta_lines(&mut out, &due);
-        if out.len() - lines_start <= changes_limit(principals.base_len_bytes()) {
-            close(&mut out, principals.len());
-            let base = principals.base_digest().map(str::to_owned);
-            return SavedState { state: out, base, new_base: None };
+        let limit = changes_limit(principals.base_len_bytes());
+        // Far past the limit a new base is due anyway: skip writing the changes.
+        if principals.changes_len_estimate() <= 4 * limit {
+            let mut out = Vec::with_capacity(principals.changes_len_estimate() + 64 * 1024);
+            self.write_header(&mut out, principals.base_digest());
+            let lines_start = out.len();
+            principals.write_delta_lines(&mut out, &due);
+            if out.len() - lines_start <= limit {
+                close(&mut out, principals.len());
+                let base = principals.base_digest().map(str::to_owned);
+                return SavedState { state: out, base, new_base: None };
+            }
+            // Freed before the base is built: the two would double the peak.
+            drop(out);
         }
         let mut bytes = Vec::with_capacity(principals.encoded_len_estimate() + 1024);
         bytes.extend_from_slice(BASE_HEADER);
@@ -312,7 +323,7 @@ impl State {
         let bytes = Arc::new(bytes);
         let lines = Lines::new(Arc::clone(&bytes), start..end);
         let base = StateBase { bytes, lines, principals: principals.len(), digest: digest.clone() };
-        out.clear();
+        let mut out = Vec::with_capacity(64 * 1024);
         self.write_header(&mut out, Some(&digest));
         close(&mut out, principals.len());
         SavedState { state: out, base: Some(digest), new_base: Some(base) }

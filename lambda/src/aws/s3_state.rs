@@ -51,6 +51,16 @@ pub struct S3StateRepo {
     named_bases: Arc<Mutex<HashMap<String, Option<String>>>>,
 }
 
+/// A base's bytes as a request body without copying them: a base can be
+/// tens of MB, and the function's memory is small.
+struct SharedBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Bases in memory, least recently used first, within a byte budget.
 #[derive(Debug, Default)]
 struct BaseCache {
@@ -256,7 +266,7 @@ impl StateRepo for S3StateRepo {
                 .bucket(&self.bucket)
                 .key(&base_key)
                 .content_type("text/plain")
-                .body(ByteStream::from(base.as_bytes().to_vec()))
+                .body(ByteStream::from(bytes::Bytes::from_owner(SharedBytes(base.shared_bytes()))))
                 .send()
                 .await
                 .map_err(|err| self.error("save", &base_key, super::describe(&err)))?;
