@@ -150,7 +150,7 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
                 }
             }
         }
-        self.len -= removed;
+        self.len = self.len.saturating_sub(removed);
     }
 
     /// Decodes every stored entry, so the next [`LazyMap::retain_loaded`]
@@ -246,7 +246,7 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
                 }
                 let keep = refresh(&mut value);
                 if !keep {
-                    self.len -= 1;
+                    self.len = self.len.saturating_sub(1);
                 }
                 self.loaded.insert(key.into_owned(), keep.then_some(value));
             }

@@ -192,20 +192,22 @@ fn checked_lines(bytes: &[u8], header_end: usize) -> Result<(std::ops::Range<usi
         _ => return Err("the closing checksum line is missing (a truncated write?)".to_owned()),
     };
     let trailer: Trailer = serde_json::from_slice(&bytes[trailer_start..]).map_err(|e| format!("closing line: {e}"))?;
-    let digest = digest(&bytes[..trailer_start]);
+    let digest = digest(&bytes[..trailer_start], trailer.principals);
     if trailer.xxh3 != digest {
         return Err(format!("checksum is {digest}, the closing line says {} (damaged or edited?)", trailer.xxh3));
     }
     Ok(((header_end + 1).min(trailer_start)..trailer_start, trailer))
 }
 
-fn digest(bytes: &[u8]) -> String {
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
+/// The checksum of saved bytes and the count that closes them: the count
+/// is trusted once read, so it is covered too (as the seed).
+fn digest(bytes: &[u8], principals: usize) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64_with_seed(bytes, principals as u64))
 }
 
 /// Appends the closing line over everything in `out`; returns the checksum.
 fn close(out: &mut Vec<u8>, principals: usize) -> String {
-    let trailer = Trailer { principals, xxh3: digest(out) };
+    let trailer = Trailer { principals, xxh3: digest(out, principals) };
     // Plain data always serialises.
     let _ = serde_json::to_writer(&mut *out, &trailer);
     out.push(b'\n');
@@ -216,10 +218,11 @@ fn close(out: &mut Vec<u8>, principals: usize) -> String {
 /// in two parts, the base it builds on.
 #[derive(Serialize)]
 struct Header<'a> {
-    #[serde(flatten)]
-    state: &'a State,
+    /// First, so [`State::base_of`] finds it without parsing the rest.
     #[serde(skip_serializing_if = "Option::is_none")]
     base: Option<&'a str>,
+    #[serde(flatten)]
+    state: &'a State,
 }
 
 impl State {
@@ -236,13 +239,14 @@ impl State {
     }
 
     /// The checksum of the base saved state builds on, if it needs one.
+    /// Only the start of the first line is read: the state is parsed once,
+    /// by [`State::from_parts`]. A state that names its base anywhere else
+    /// was not written by rolewatch and is refused there.
     pub fn base_of(bytes: &[u8]) -> Option<String> {
-        #[derive(Deserialize)]
-        struct BaseOnly {
-            base: Option<String>,
-        }
-        let header_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
-        serde_json::from_slice::<BaseOnly>(&bytes[..header_end]).ok()?.base
+        let rest = bytes.strip_prefix(br#"{"base":""#)?;
+        let digest = &rest[..memchr::memchr(b'"', rest)?];
+        (digest.len() == 16 && digest.iter().all(u8::is_ascii_hexdigit))
+            .then(|| String::from_utf8_lossy(digest).into_owned())
     }
 
     fn parse(bytes: Arc<Vec<u8>>, base: Option<&StateBase>, origin: &str) -> Result<State, StateError> {
@@ -296,11 +300,15 @@ impl State {
     /// Saves the changes since the base the principals were loaded with, or
     /// everything into a new base once the changes outgrow their limit.
     pub fn to_parts(&self) -> SavedState {
+        self.to_parts_within(changes_limit(self.unexpected_source_ip.principals.base_len_bytes()))
+    }
+
+    /// [`State::to_parts`] with the changes limited to `limit` bytes.
+    pub(crate) fn to_parts_within(&self, limit: usize) -> SavedState {
         let principals = &self.unexpected_source_ip.principals;
         let due = self.unexpected_source_ip.due();
-        let limit = changes_limit(principals.base_len_bytes());
         // Far past the limit a new base is due anyway: skip writing the changes.
-        if principals.changes_len_estimate() <= 4 * limit {
+        if principals.changes_len_estimate() <= limit.saturating_mul(4) {
             let mut out = Vec::with_capacity(principals.changes_len_estimate() + 64 * 1024);
             self.write_header(&mut out, principals.base_digest());
             let lines_start = out.len();
@@ -457,6 +465,15 @@ mod tests {
         assert!(err.contains("closing"), "{err}");
         let err = State::from_bytes(saved[..saved.len() / 3].to_vec()).unwrap_err().to_string();
         assert!(err.contains("checksum") || err.contains("closing"), "{err}");
+    }
+
+    #[test]
+    fn a_changed_count_on_the_closing_line_is_refused() {
+        let saved = String::from_utf8(state_with_principals(20).to_bytes()).unwrap();
+        let edited = saved.replace("\"principals\":20,", "\"principals\":1,");
+        assert_ne!(edited, saved);
+        let err = State::from_bytes(edited.into_bytes()).unwrap_err().to_string();
+        assert!(err.contains("checksum"), "{err}");
     }
 
     #[test]

@@ -230,8 +230,11 @@ impl StateRepo for S3StateRepo {
             };
             match self.base(account, &digest).await? {
                 Ok(base) => {
-                    self.remember_base(account, Some(digest));
-                    return Ok(LoadedState::from_parts(raw, &base, version));
+                    let loaded = LoadedState::from_parts(raw, &base, version);
+                    // A state set aside still names its base: never delete it then.
+                    let named = matches!(loaded, LoadedState::Found { .. }).then_some(digest);
+                    self.remember_base(account, named);
+                    return Ok(loaded);
                 }
                 // A concurrent save may have replaced both since: read again,
                 // unless the state object is the one already read.

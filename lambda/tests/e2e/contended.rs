@@ -61,3 +61,51 @@ impl StateRepo for ContendedState {
         self.inner.location(account)
     }
 }
+
+/// The real S3 state store with its lease, as S3 runs it: moto's
+/// conditional PUT is not atomic (see [`ContendedState`]), so two
+/// invocations that read the released lease at once can both take it there,
+/// and under load they do. Taking the lease one invocation at a time gives
+/// moto S3's compare-and-swap; waiting for it and everything else overlap.
+pub struct AtomicLease {
+    inner: S3StateRepo,
+    taking: tokio::sync::Mutex<()>,
+}
+
+impl AtomicLease {
+    pub fn new(inner: S3StateRepo) -> Self {
+        AtomicLease { inner, taking: tokio::sync::Mutex::new(()) }
+    }
+}
+
+impl StateRepo for AtomicLease {
+    async fn load(&self, account: &str) -> Result<LoadedState, StateError> {
+        self.inner.load(account).await
+    }
+
+    async fn save(
+        &self,
+        account: &str,
+        state: &State,
+        expected: Option<&StateVersion>,
+    ) -> Result<SaveOutcome, StateError> {
+        self.inner.save(account, state, expected).await
+    }
+
+    async fn acquire_lease(&self, account: &str) -> Result<(), StateError> {
+        let _one_at_a_time = self.taking.lock().await;
+        self.inner.acquire_lease(account).await
+    }
+
+    async fn release_lease(&self, account: &str) -> Result<(), StateError> {
+        self.inner.release_lease(account).await
+    }
+
+    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
+        self.inner.quarantine(account, raw).await
+    }
+
+    fn location(&self, account: &str) -> String {
+        self.inner.location(account)
+    }
+}

@@ -64,14 +64,38 @@ async fn a_large_account_moves_only_its_changes_and_still_judges_against_every_p
     let state = fx.state(PREFIX).await.expect("state saved");
     assert_eq!(state.unexpected_source_ip.principals.len(), PRINCIPALS + 1);
 
-    // A day of event time later the daily sweep writes a new base and the
-    // old one is deleted.
-    deliver(&fx, "10", "next-day", &[granted_assume_role("u-next", "2026-10-10T10:00:00Z", "user0001")]).await;
+    // 1,500 more newcomers are more change than the base takes on top of it:
+    // a new base is written and the one it replaces deleted.
+    let newcomers: Vec<Value> = (0..1_500)
+        .map(|i| granted_assume_role(&format!("v{i}"), "2026-10-09T10:00:00Z", &format!("newcomer{i:04}")))
+        .collect();
+    deliver(&fx, "09", "newcomers", &newcomers).await;
     let now = bases(&fx).await;
     assert_eq!(now.len(), 1, "one base at a time: {now:?}");
-    assert_ne!(now, first_bases, "the sweep wrote a new base");
+    assert_ne!(now, first_bases, "a new base replaced the first");
     let state = fx.state(PREFIX).await.expect("state saved");
-    assert_eq!(state.unexpected_source_ip.principals.len(), PRINCIPALS + 1, "the sweep forgot nobody still known");
+    assert_eq!(state.unexpected_source_ip.principals.len(), PRINCIPALS + 1 + 1_500, "nobody was lost on the way");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_state_object_is_set_aside_and_the_base_it_names_is_kept_with_it() {
+    let fx = Fixture::new().await;
+    let crowd: Vec<Value> = (0..PRINCIPALS)
+        .map(|i| granted_assume_role(&format!("u{i}"), "2026-10-09T08:00:00Z", &format!("user{i:04}")))
+        .collect();
+    deliver(&fx, "09", "crowd", &crowd).await;
+    let base = bases(&fx).await;
+    let key = format!("{PREFIX}{ACCOUNT}.json");
+    let (mut bytes, _) = fx.get(STATE_BUCKET, &key).await.expect("state saved");
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x01;
+    fx.put(STATE_BUCKET, &key, bytes).await;
+
+    deliver(&fx, "09", "later", &[granted_assume_role("x1", "2026-10-09T09:00:00Z", "user0001")]).await;
+    let detectors: Vec<String> = fx.drain().await.iter().map(|a| a.detector().to_owned()).collect();
+    assert_eq!(detectors, ["state_reset"]);
+    assert_eq!(fx.list(STATE_BUCKET, &format!("{PREFIX}quarantine/")).await.len(), 1);
+    assert_eq!(bases(&fx).await, base, "the set-aside copy still has the base it names");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
