@@ -17,6 +17,11 @@ fn from(record: Value, ip: &str) -> Value {
     record
 }
 
+/// `count` users named `<name>0000`, `<name>0001`, ... each assuming a role once at `time`.
+fn crowd(name: &str, count: usize, time: &str) -> Vec<Value> {
+    (0..count).map(|i| granted_assume_role(&format!("{name}-{i}"), time, &format!("{name}{i:04}"))).collect()
+}
+
 async fn deliver(fx: &Fixture, day: &str, name: &str, records: &[Value]) {
     let key = log_key(day, name);
     fx.put(TRAIL_BUCKET, &key, cloudtrail_gz(records)).await;
@@ -36,10 +41,8 @@ async fn a_large_account_moves_only_its_changes_and_still_judges_against_every_p
     let fx = Fixture::new().await;
     // carol learns her office network on the 1st; 3,000 other users appear on the 9th.
     deliver(&fx, "01", "carol", &[granted_assume_role("c0", "2026-10-01T09:00:00Z", "carol")]).await;
-    let crowd: Vec<Value> = (0..PRINCIPALS)
-        .map(|i| granted_assume_role(&format!("u{i}"), "2026-10-09T08:00:00Z", &format!("user{i:04}")))
-        .collect();
-    deliver(&fx, "09", "crowd", &crowd).await;
+    let users = crowd("user", PRINCIPALS, "2026-10-09T08:00:00Z");
+    deliver(&fx, "09", "crowd", &users).await;
     let first_bases = bases(&fx).await;
     assert_eq!(first_bases.len(), 1, "the principals went into a base: {first_bases:?}");
     let small = state_object_bytes(&fx).await;
@@ -66,9 +69,7 @@ async fn a_large_account_moves_only_its_changes_and_still_judges_against_every_p
 
     // 1,500 more newcomers are more change than the base takes on top of it:
     // a new base is written and the one it replaces deleted.
-    let newcomers: Vec<Value> = (0..1_500)
-        .map(|i| granted_assume_role(&format!("v{i}"), "2026-10-09T10:00:00Z", &format!("newcomer{i:04}")))
-        .collect();
+    let newcomers = crowd("newcomer", 1_500, "2026-10-09T10:00:00Z");
     deliver(&fx, "09", "newcomers", &newcomers).await;
     let now = bases(&fx).await;
     assert_eq!(now.len(), 1, "one base at a time: {now:?}");
@@ -80,10 +81,8 @@ async fn a_large_account_moves_only_its_changes_and_still_judges_against_every_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_state_object_is_set_aside_and_the_base_it_names_is_kept_with_it() {
     let fx = Fixture::new().await;
-    let crowd: Vec<Value> = (0..PRINCIPALS)
-        .map(|i| granted_assume_role(&format!("u{i}"), "2026-10-09T08:00:00Z", &format!("user{i:04}")))
-        .collect();
-    deliver(&fx, "09", "crowd", &crowd).await;
+    let users = crowd("user", PRINCIPALS, "2026-10-09T08:00:00Z");
+    deliver(&fx, "09", "crowd", &users).await;
     let base = bases(&fx).await;
     let key = format!("{PREFIX}{ACCOUNT}.json");
     let (mut bytes, _) = fx.get(STATE_BUCKET, &key).await.expect("state saved");
@@ -101,10 +100,8 @@ async fn a_damaged_state_object_is_set_aside_and_the_base_it_names_is_kept_with_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_whose_base_is_gone_is_reported_and_set_aside_not_a_crash_loop() {
     let fx = Fixture::new().await;
-    let crowd: Vec<Value> = (0..PRINCIPALS)
-        .map(|i| granted_assume_role(&format!("u{i}"), "2026-10-09T08:00:00Z", &format!("user{i:04}")))
-        .collect();
-    deliver(&fx, "09", "crowd", &crowd).await;
+    let users = crowd("user", PRINCIPALS, "2026-10-09T08:00:00Z");
+    deliver(&fx, "09", "crowd", &users).await;
     let base = bases(&fx).await.pop().expect("a base was written");
     fx.s3.delete_object().bucket(STATE_BUCKET).key(&base).send().await.expect("delete the base");
 
