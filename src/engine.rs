@@ -369,6 +369,25 @@ mod tests {
         assert!(alerts(engine.apply("again", &[from_ip(bob, "b3", 36 * day + day / 4, "192.0.2.1")])).is_empty());
     }
 
+    #[test]
+    fn an_old_file_replayed_behind_the_watermark_keeps_what_it_teaches_while_it_is_read() {
+        let day = 86_400;
+        let alice = "arn:aws:iam::111122223333:user/alice";
+        let bob = "arn:aws:iam::111122223333:user/bob";
+        let mut engine = Engine::new(&Config::default(), State::default());
+        engine
+            .apply("first", &[from_ip(alice, "a0", 0, "198.51.100.1"), from_ip(alice, "a1", 2 * day, "198.51.100.1")]);
+        engine.apply("now", &[from_ip(bob, "b0", 300 * day, "198.51.100.9")]);
+        // A backfilled file from day 10, far behind the newest event: alice on a
+        // new network twice, three hours apart (past the cooldown).
+        let backfill = [
+            from_ip(alice, "old1", 10 * day + 36_000, "203.0.113.7"),
+            from_ip(alice, "old2", 10 * day + 46_800, "203.0.113.8"),
+        ];
+        let got = alerts(engine.apply("backfill", &backfill));
+        assert_eq!(got.len(), 1, "the second use is of a network the file itself just taught: {got:?}");
+    }
+
     /// Pseudo-random traffic over `days`: two groups of principals taking
     /// turns every 36 days (a one-day network memory plus the late history,
     /// so networks fall due for pruning just as their principals return), a

@@ -46,7 +46,7 @@ pub struct SourceIpState {
 }
 
 /// What a principal's successful role assumptions have taught.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Baseline {
     pub first_seen: EpochSeconds,
     pub last_seen: EpochSeconds,
@@ -55,7 +55,23 @@ pub struct Baseline {
     /// Roaming until this event time, unless it qualifies again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roaming_until: Option<EpochSeconds>,
+    /// The watermark it was last pruned to, while in memory: a baseline is
+    /// pruned once per input, at its first use, as pruning every baseline
+    /// after every input would have left it. Pruned again within the input,
+    /// an old file's own sightings would be forgotten as they are learned.
+    #[serde(skip)]
+    pruned_to: Option<EpochSeconds>,
 }
+
+/// What was learned, not when it was last pruned in memory.
+impl PartialEq for Baseline {
+    fn eq(&self, other: &Self) -> bool {
+        (self.first_seen, self.last_seen, &self.networks, self.roaming_until)
+            == (other.first_seen, other.last_seen, &other.networks, other.roaming_until)
+    }
+}
+
+impl Eq for Baseline {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sighting {
@@ -145,8 +161,20 @@ impl SourceIpState {
         let pruned_at = self.pruned_at;
         let baseline = self.principals.get_or_insert_with(
             &event.principal,
-            |known| pruned_at.is_none_or(|w| known.prune(memory, w)),
-            || Baseline { first_seen: t, last_seen: t, networks: Vec::new(), roaming_until: None },
+            |known| match pruned_at {
+                Some(w) if known.pruned_to != Some(w) => {
+                    known.pruned_to = Some(w);
+                    known.prune(memory, w)
+                }
+                _ => true,
+            },
+            || Baseline {
+                first_seen: t,
+                last_seen: t,
+                networks: Vec::new(),
+                roaming_until: None,
+                pruned_to: pruned_at,
+            },
         );
         let known = baseline.networks.iter().any(|s| {
             s.network == network
@@ -200,7 +228,10 @@ impl SourceIpState {
     pub fn prune(&mut self, config: &UnexpectedSourceIpConfig, watermark: EpochSeconds) {
         if self.swept_at.is_none_or(|at| watermark - at >= SWEEP_INTERVAL_SECONDS) {
             let memory = secs(config.network_memory_seconds);
-            self.principals.sweep(watermark, |b| b.prune(memory, watermark));
+            self.principals.sweep(watermark, |b| {
+                b.pruned_to = Some(watermark);
+                b.prune(memory, watermark)
+            });
             self.swept_at = Some(watermark);
         }
         self.pruned_at = Some(watermark);
@@ -387,6 +418,7 @@ mod tests {
                     .map(|(i, &(first, len))| Sighting { network: format!("n{i}"), first, last: first + len, unjudged: None })
                     .collect(),
                 roaming_until: roaming,
+                pruned_to: None,
             };
             let due = baseline.prune_due(memory);
             let mut before = baseline.clone();
