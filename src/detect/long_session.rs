@@ -26,14 +26,74 @@ pub struct LongSessionState {
     pub by_role: BTreeMap<String, Vec<Grant>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A long session granted, saved as `[time, duration, event]`: roles that
+/// habitually get long sessions keep hundreds, and every invocation that
+/// sees one reads and writes them all.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Grant {
-    #[serde(rename = "t")]
     pub time: EpochSeconds,
-    #[serde(rename = "d")]
     pub duration_seconds: u64,
-    #[serde(rename = "id")]
-    pub event_id: String,
+    /// xxh3-64 of the event id: only ever compared, to tell the same event
+    /// seen again from another one, so 8 bytes do instead of 36.
+    pub event: u64,
+}
+
+impl Grant {
+    pub fn event_key(event_id: &str) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
+    }
+}
+
+impl Serialize for Grant {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (self.time, self.duration_seconds, self.event).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Grant {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(GrantVisitor)
+    }
+}
+
+/// Reads `[time, duration, event]`, and `{"t":…,"d":…,"id":"…"}` as the
+/// first release saved grants.
+struct GrantVisitor;
+
+impl<'de> serde::de::Visitor<'de> for GrantVisitor {
+    type Value = Grant;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a grant: [time, duration, event] or {\"t\", \"d\", \"id\"}")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Grant, A::Error> {
+        let missing = |n| serde::de::Error::invalid_length(n, &self);
+        let time = seq.next_element()?.ok_or_else(|| missing(0))?;
+        let duration_seconds = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let event = seq.next_element()?.ok_or_else(|| missing(2))?;
+        Ok(Grant { time, duration_seconds, event })
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Grant, A::Error> {
+        let (mut time, mut duration_seconds, mut event) = (None, None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "t" => time = Some(map.next_value()?),
+                "d" => duration_seconds = Some(map.next_value()?),
+                "id" => event = Some(Grant::event_key(&map.next_value::<String>()?)),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        let missing = serde::de::Error::missing_field;
+        Ok(Grant {
+            time: time.ok_or_else(|| missing("t"))?,
+            duration_seconds: duration_seconds.ok_or_else(|| missing("d"))?,
+            event: event.ok_or_else(|| missing("id"))?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,13 +114,16 @@ impl LongSessionState {
         }
         let habitual = secs(config.habitual_seconds);
         let grants = self.by_role.entry(role.to_owned()).or_default();
+        // Grants read from the first release were sorted by event id, not its hash.
+        if !grants.is_sorted() {
+            grants.sort_unstable();
+        }
+        let this_event = Grant::event_key(&event.event_id);
         let routine = config.habitual_seconds > 0
             && grants.iter().any(|g| {
-                g.event_id != event.event_id
-                    && g.duration_seconds >= duration
-                    && within(g.time, event.event_time, habitual)
+                g.event != this_event && g.duration_seconds >= duration && within(g.time, event.event_time, habitual)
             });
-        let grant = Grant { time: event.event_time, duration_seconds: duration, event_id: event.event_id.clone() };
+        let grant = Grant { time: event.event_time, duration_seconds: duration, event: this_event };
         if let Err(at) = grants.binary_search(&grant) {
             grants.insert(at, grant);
             if grants.len() > MAX_GRANTS_PER_ROLE {
@@ -123,6 +186,17 @@ pub fn alert(config: &LongSessionConfig, event: &AssumeRoleEvent, finding: &Long
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grants_are_saved_short_and_first_release_grants_still_read() {
+        let grant = Grant { time: 1_700_000_000, duration_seconds: 43_200, event: Grant::event_key("e1") };
+        let saved = serde_json::to_string(&grant).unwrap();
+        assert_eq!(saved, format!("[1700000000,43200,{}]", grant.event));
+        assert_eq!(serde_json::from_str::<Grant>(&saved).unwrap(), grant);
+        let first_release: Grant = serde_json::from_str(r#"{"t":1700000000,"d":43200,"id":"e1"}"#).unwrap();
+        assert_eq!(first_release, grant);
+        assert!(serde_json::from_str::<Grant>(r#"{"t":1,"d":2}"#).is_err(), "a grant needs its event");
+    }
     use crate::detect::tests::long;
 
     /// A second pass over the same grants, after their input records are
