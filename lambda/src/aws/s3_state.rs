@@ -10,7 +10,9 @@
 //! moves kilobytes, not every principal. A base never changes once written,
 //! so bases are kept in memory between invocations, up to a byte budget.
 //! A new base is written before the state object that names it; the one it
-//! replaces is deleted once that state object is saved.
+//! replaces is deleted once that state object is saved, and so are bases
+//! older than an hour that no state names (a save that lost a conflict, or
+//! died between its two writes, leaves one behind).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,6 +38,10 @@ const LEASE_SECONDS: i64 = 330;
 const LEASE_WAIT: Duration = Duration::from_secs(240);
 /// Bases kept in memory when the function's memory size is not known.
 pub const DEFAULT_BASE_CACHE_BYTES: usize = 40 << 20;
+/// A base no state names is deleted once it is this old: by then the
+/// invocation that wrote it has finished or died (the function's timeout
+/// and the lease are a few minutes), so it will never be named.
+const ORPHAN_BASE_AGE: Duration = Duration::from_secs(3_600);
 /// Times the state object is read again when the base it names is gone
 /// (replaced by a concurrent save) before the state counts as corrupt.
 const MAX_BASE_RETRIES: usize = 3;
@@ -49,6 +55,7 @@ pub struct S3StateRepo {
     /// The base each account's state named when last loaded or saved: the
     /// one to delete once a save replaces it.
     named_bases: Arc<Mutex<HashMap<String, Option<String>>>>,
+    orphan_base_age: Duration,
 }
 
 /// A base's bytes as a request body without copying them: a base can be
@@ -101,7 +108,14 @@ impl S3StateRepo {
             prefix: prefix.into(),
             bases: Arc::new(Mutex::new(BaseCache { budget_bytes: DEFAULT_BASE_CACHE_BYTES, entries: Vec::new() })),
             named_bases: Arc::default(),
+            orphan_base_age: ORPHAN_BASE_AGE,
         }
+    }
+
+    /// How old a base nothing names must be before a new base's save
+    /// deletes it (tests use zero).
+    pub fn with_orphan_base_age(self, age: Duration) -> Self {
+        Self { orphan_base_age: age, ..self }
     }
 
     /// How many bytes of bases to keep in memory between invocations.
@@ -154,6 +168,29 @@ impl S3StateRepo {
         if let Err(err) = self.client.delete_object().bucket(&self.bucket).key(&key).send().await {
             tracing::warn!(account, base = %key, error = %super::describe(&err),
                 "a replaced state base could not be deleted; it is unused and can be removed");
+        }
+    }
+
+    /// Deletes old bases no state names: left by a save that lost a
+    /// conflict after writing its base, or by an invocation that died
+    /// between the two writes. Best effort, like [`S3StateRepo::delete_base`].
+    async fn delete_orphan_bases(&self, account: &str, named: Option<&str>) {
+        let prefix = self.base_key(account, "");
+        let listed = match self.client.list_objects_v2().bucket(&self.bucket).prefix(&prefix).send().await {
+            Ok(listed) => listed,
+            Err(err) => {
+                tracing::warn!(account, prefix = %prefix, error = %super::describe(&err),
+                    "state bases could not be listed to remove unused ones");
+                return;
+            }
+        };
+        let cutoff = SystemTime::now().checked_sub(self.orphan_base_age).unwrap_or(SystemTime::UNIX_EPOCH);
+        for object in listed.contents() {
+            let Some(digest) = object.key().and_then(|k| k.strip_prefix(&prefix)) else { continue };
+            let written = object.last_modified().and_then(|t| SystemTime::try_from(*t).ok());
+            if Some(digest) != named && written.is_some_and(|at| at <= cutoff) {
+                self.delete_base(account, digest).await;
+            }
         }
     }
 
@@ -306,6 +343,9 @@ impl StateRepo for S3StateRepo {
             .filter(|old| Some(old) != now_named.as_ref());
         if let Some(old) = replaced {
             self.delete_base(account, &old).await;
+        }
+        if saved.new_base.is_some() {
+            self.delete_orphan_bases(account, now_named.as_deref()).await;
         }
         Ok(SaveOutcome::Saved(version))
     }

@@ -2,6 +2,10 @@
 //! parts, a base and the changes since, so an invocation reads and writes
 //! kilobytes; the base is still what detections are judged against.
 
+use std::time::Duration;
+
+use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
+use rolewatch_lambda::Handler;
 use serde_json::Value;
 
 use crate::harness::{
@@ -113,4 +117,35 @@ async fn a_state_whose_base_is_gone_is_reported_and_set_aside_not_a_crash_loop()
     let quarantined = fx.list(STATE_BUCKET, &format!("{PREFIX}quarantine/")).await;
     assert_eq!(quarantined.len(), 1, "the unreadable state was copied aside: {quarantined:?}");
     assert!(fx.state(PREFIX).await.is_some(), "the account works again from fresh state");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_no_state_names_is_removed_once_it_is_old_and_not_before() {
+    let fx = Fixture::new().await;
+    deliver(&fx, "09", "crowd", &crowd("user", PRINCIPALS, "2026-10-09T08:00:00Z")).await;
+    // What a save that lost a conflict after writing its base leaves behind.
+    let orphan = format!("{PREFIX}{ACCOUNT}.base-00000000deadbeef");
+    fx.put(STATE_BUCKET, &orphan, b"left behind".to_vec()).await;
+
+    deliver(&fx, "09", "newcomers", &crowd("newcomer", 1_500, "2026-10-09T10:00:00Z")).await;
+    let now = bases(&fx).await;
+    assert_eq!(now.len(), 2, "a new base, and the orphan: too young to be sure it is one: {now:?}");
+    assert!(now.contains(&orphan));
+
+    // The same, with the age limit at zero: the orphan is old enough.
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&fx.sdk).force_path_style(true).build());
+    let handler = Handler::new(
+        S3Source::new(s3.clone()),
+        S3StateRepo::new(s3, STATE_BUCKET, PREFIX).with_orphan_base_age(Duration::ZERO),
+        SnsSink::new(aws_sdk_sns::Client::new(&fx.sdk), &fx.topic_arn),
+        fx.settings(PREFIX).config,
+    );
+    let key = log_key("09", "more");
+    fx.put(TRAIL_BUCKET, &key, cloudtrail_gz(&crowd("late", 2_000, "2026-10-09T11:00:00Z"))).await;
+    handler.handle(s3_event(&[&key])).await.expect("invocation succeeds");
+    let now = bases(&fx).await;
+    assert_eq!(now.len(), 1, "only the base the state names is left: {now:?}");
+    assert!(!now.contains(&orphan));
+    let state = fx.state(PREFIX).await.expect("state saved");
+    assert_eq!(state.unexpected_source_ip.principals.len(), PRINCIPALS + 1_500 + 2_000);
 }
