@@ -388,9 +388,24 @@ impl StateRepo for S3StateRepo {
             .map_err(|err| self.error("lease", &key, super::describe(&err)))
     }
 
+    /// Copies the state aside, and the base it names beside it when that
+    /// can be read: the base itself is deleted in time once no state names it.
     async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
         let stamp = chrono::DateTime::<chrono::Utc>::from(SystemTime::now()).format("%Y%m%dT%H%M%S%.3fZ").to_string();
         let key = format!("{}quarantine/{account}-{stamp}.json", self.prefix);
+        if let Some(digest) = State::base_of(raw) {
+            if let Ok(base) = self.base(account, &digest).await? {
+                let base_key = format!("{}quarantine/{account}-{stamp}.base-{digest}", self.prefix);
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(&base_key)
+                    .body(ByteStream::from(bytes::Bytes::from_owner(SharedBytes(base.shared_bytes()))))
+                    .send()
+                    .await
+                    .map_err(|err| self.error("quarantine", &base_key, super::describe(&err)))?;
+            }
+        }
         self.client
             .put_object()
             .bucket(&self.bucket)

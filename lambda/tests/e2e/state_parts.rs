@@ -97,8 +97,11 @@ async fn a_damaged_state_object_is_set_aside_and_the_base_it_names_is_kept_with_
     deliver(&fx, "09", "later", &[granted_assume_role("x1", "2026-10-09T09:00:00Z", "user0001")]).await;
     let detectors: Vec<String> = fx.drain().await.iter().map(|a| a.detector().to_owned()).collect();
     assert_eq!(detectors, ["state_reset"]);
-    assert_eq!(fx.list(STATE_BUCKET, &format!("{PREFIX}quarantine/")).await.len(), 1);
-    assert_eq!(bases(&fx).await, base, "the set-aside copy still has the base it names");
+    let quarantined = fx.list(STATE_BUCKET, &format!("{PREFIX}quarantine/")).await;
+    assert_eq!(quarantined.len(), 2, "the state and, beside it, the base it names: {quarantined:?}");
+    let digest = base[0].rsplit(".base-").next().unwrap_or_default();
+    assert!(quarantined.iter().any(|k| k.ends_with(&format!(".base-{digest}"))), "{quarantined:?}");
+    assert_eq!(bases(&fx).await, base, "the base is not deleted at once either");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
