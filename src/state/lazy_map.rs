@@ -173,21 +173,7 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
 
     /// Every entry as it is now, decoded; stored ones as they were saved.
     pub fn for_each_value(&self, mut visit: impl FnMut(&V)) {
-        self.loaded.values().flatten().for_each(&mut visit);
-        for line in self.delta.iter() {
-            if let Some((key, Some(value))) = decode_line::<V>(line) {
-                if !self.loaded.contains_key(key.as_ref()) {
-                    visit(&value);
-                }
-            }
-        }
-        for line in self.base.iter() {
-            if let Some((key, Some(value))) = decode_line::<V>(line) {
-                if !self.loaded.contains_key(key.as_ref()) && self.delta.find(&key).is_none() {
-                    visit(&value);
-                }
-            }
-        }
+        self.for_each_entry(|_, value| visit(value));
     }
 
     /// Writes what changed since the base, one line per entry, sorted by key:
