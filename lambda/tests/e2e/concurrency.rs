@@ -12,7 +12,7 @@ use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
 use rolewatch_lambda::ports::StateRepo;
 use rolewatch_lambda::Handler;
 
-use crate::contended::{AtomicLease, ContendedState};
+use crate::contended::ContendedState;
 use crate::harness::{
     cloudtrail_gz, denied_assume_role, granted_assume_role, log_key, other_call, s3_event, Fixture, ACCOUNT,
     STATE_BUCKET, TRAIL_BUCKET,
@@ -100,7 +100,8 @@ async fn with_the_lease_a_burst_larger_than_the_threshold_split_across_invocatio
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&fx.sdk).force_path_style(true).build());
     let handler = Arc::new(Handler::new(
         S3Source::new(s3.clone()),
-        AtomicLease::new(S3StateRepo::new(s3.clone(), STATE_BUCKET, prefix)),
+        ContendedState::new(S3StateRepo::new(s3.clone(), STATE_BUCKET, prefix), Duration::ZERO, Arc::default())
+            .with_lease(),
         SnsSink::new(aws_sdk_sns::Client::new(&fx.sdk), &fx.topic_arn),
         settings.config.clone(),
     ));

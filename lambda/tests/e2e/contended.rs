@@ -17,18 +17,29 @@ use rolewatch_lambda::ports::{LoadedState, SaveOutcome, StateError, StateRepo, S
 /// which S3 never allows. Conditional PUTs are therefore sent one at a time
 /// (`in_flight`), which gives moto S3's atomic compare-and-swap; loads still
 /// overlap freely, so invocations still conflict. It takes no lease (the
-/// trait's default), on purpose: these tests exercise the conditional-write
-/// safety net that stands behind the lease.
+/// trait's default) unless asked to, on purpose: most of these tests
+/// exercise the conditional-write safety net that stands behind the lease.
+/// With the lease, it is taken one invocation at a time for the same
+/// reason: two invocations that read the released lease at once can both
+/// take it on moto, never on S3.
 pub struct ContendedState {
     inner: S3StateRepo,
     load_pause: Duration,
     conflicts: Arc<AtomicUsize>,
     in_flight: tokio::sync::Mutex<()>,
+    /// `Some` when the lease is taken; apart from `in_flight`, which the
+    /// lease holder's save needs while others wait for the lease.
+    leasing: Option<tokio::sync::Mutex<()>>,
 }
 
 impl ContendedState {
     pub fn new(inner: S3StateRepo, load_pause: Duration, conflicts: Arc<AtomicUsize>) -> Self {
-        ContendedState { inner, load_pause, conflicts, in_flight: tokio::sync::Mutex::new(()) }
+        ContendedState { inner, load_pause, conflicts, in_flight: tokio::sync::Mutex::new(()), leasing: None }
+    }
+
+    /// Invocations take the account's lease, as deployed.
+    pub fn with_lease(self) -> Self {
+        ContendedState { leasing: Some(tokio::sync::Mutex::new(())), ..self }
     }
 }
 
@@ -53,52 +64,21 @@ impl StateRepo for ContendedState {
         saved
     }
 
-    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
-        self.inner.quarantine(account, raw).await
-    }
-
-    fn location(&self, account: &str) -> String {
-        self.inner.location(account)
-    }
-}
-
-/// The real S3 state store with its lease, as S3 runs it: moto's
-/// conditional PUT is not atomic (see [`ContendedState`]), so two
-/// invocations that read the released lease at once can both take it there,
-/// and under load they do. Taking the lease one invocation at a time gives
-/// moto S3's compare-and-swap; waiting for it and everything else overlap.
-pub struct AtomicLease {
-    inner: S3StateRepo,
-    taking: tokio::sync::Mutex<()>,
-}
-
-impl AtomicLease {
-    pub fn new(inner: S3StateRepo) -> Self {
-        AtomicLease { inner, taking: tokio::sync::Mutex::new(()) }
-    }
-}
-
-impl StateRepo for AtomicLease {
-    async fn load(&self, account: &str) -> Result<LoadedState, StateError> {
-        self.inner.load(account).await
-    }
-
-    async fn save(
-        &self,
-        account: &str,
-        state: &State,
-        expected: Option<&StateVersion>,
-    ) -> Result<SaveOutcome, StateError> {
-        self.inner.save(account, state, expected).await
-    }
-
     async fn acquire_lease(&self, account: &str) -> Result<(), StateError> {
-        let _one_at_a_time = self.taking.lock().await;
-        self.inner.acquire_lease(account).await
+        match &self.leasing {
+            Some(one_at_a_time) => {
+                let _taking = one_at_a_time.lock().await;
+                self.inner.acquire_lease(account).await
+            }
+            None => Ok(()),
+        }
     }
 
     async fn release_lease(&self, account: &str) -> Result<(), StateError> {
-        self.inner.release_lease(account).await
+        match self.leasing {
+            Some(_) => self.inner.release_lease(account).await,
+            None => Ok(()),
+        }
     }
 
     async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
