@@ -139,7 +139,7 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
     }
 
     /// Keeps the decoded entries `keep` says yes to. Stored entries are left
-    /// as they are (see [`LazyMap::load_all`]).
+    /// as they are (see [`LazyMap::sweep`]).
     pub fn retain_loaded(&mut self, mut keep: impl FnMut(&str, &mut V) -> bool) {
         let mut removed = 0;
         for (key, slot) in self.loaded.iter_mut() {
@@ -151,24 +151,6 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
             }
         }
         self.len = self.len.saturating_sub(removed);
-    }
-
-    /// Decodes every stored entry, so the next [`LazyMap::retain_loaded`]
-    /// sees all of them: how entries nobody touched are ever dropped. The
-    /// map no longer builds on its base afterwards.
-    pub fn load_all(&mut self) {
-        for layer in [self.delta.clone(), self.base.clone()] {
-            for line in layer.iter() {
-                if let Some((key, value)) = decode_line::<V>(line) {
-                    self.loaded.entry(key.into_owned()).or_insert(value);
-                }
-            }
-        }
-        self.loaded.retain(|_, slot| slot.is_some());
-        self.len = self.loaded.len();
-        self.base = Lines::default();
-        self.base_digest = None;
-        self.delta = Lines::default();
     }
 
     /// Every entry as it is now, decoded; stored ones as they were saved.
@@ -241,15 +223,18 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
 
     /// About how many bytes [`LazyMap::write_delta_lines`] writes.
     pub(crate) fn changes_len_estimate(&self) -> usize {
-        let per_line = (self.base.len_bytes() + self.delta.len_bytes()) / self.len.max(1);
-        self.delta.len_bytes() + self.loaded.len() * per_line.max(512)
+        self.delta.len_bytes() + self.loaded_len_estimate()
     }
 
     /// About how many bytes [`LazyMap::write_all_lines`] writes, to size its buffer.
     pub(crate) fn encoded_len_estimate(&self) -> usize {
-        let stored = self.base.len_bytes() + self.delta.len_bytes();
-        let per_line = stored / self.len.max(1);
-        stored + self.loaded.len() * per_line.max(512)
+        self.base.len_bytes() + self.delta.len_bytes() + self.loaded_len_estimate()
+    }
+
+    /// The decoded entries at the stored entries' mean line length, 512 at least.
+    fn loaded_len_estimate(&self) -> usize {
+        let per_line = (self.base.len_bytes() + self.delta.len_bytes()) / self.len.max(1);
+        self.loaded.len() * per_line.max(512)
     }
 
     fn find_stored(&self, key: &str) -> Option<V> {
@@ -585,8 +570,6 @@ mod tests {
             for (key, value) in &model {
                 prop_assert_eq!(*map.get_or_insert_with(key, |_| true, || u32::MAX), *value);
             }
-            map.load_all();
-            prop_assert_eq!(&map.decoded(), &model);
         }
     }
 }
