@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rolewatch::config::Config;
-use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
+use rolewatch_lambda::aws::{S3Source, SnsSink};
 use rolewatch_lambda::ports::StateRepo;
 use rolewatch_lambda::Handler;
 
@@ -22,19 +22,11 @@ use crate::harness::{
 async fn concurrent_invocations_lose_no_update_and_raise_a_split_burst_once() {
     let fx = Fixture::new().await;
     let prefix = "rolewatch/state/";
-    let settings = fx.settings(prefix);
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&fx.sdk).force_path_style(true).build());
     let conflicts = Arc::new(AtomicUsize::new(0));
-    let handler = Arc::new(Handler::new(
-        S3Source::new(s3.clone()),
-        ContendedState::new(
-            S3StateRepo::new(s3, STATE_BUCKET, prefix),
-            Duration::from_millis(300),
-            Arc::clone(&conflicts),
-        ),
-        SnsSink::new(aws_sdk_sns::Client::new(&fx.sdk), &fx.topic_arn),
-        settings.config.clone(),
-    ));
+    let handler =
+        Arc::new(fx.handler_with(prefix, |repo| {
+            ContendedState::new(repo, Duration::from_millis(300), Arc::clone(&conflicts))
+        }));
     let threshold = Config::default().repeated_failures.threshold as usize;
 
     // A burst of exactly `threshold` AccessDenied calls within two minutes,
@@ -96,15 +88,9 @@ async fn concurrent_invocations_lose_no_update_and_raise_a_split_burst_once() {
 async fn with_the_lease_a_burst_larger_than_the_threshold_split_across_invocations_pages_once() {
     let fx = Fixture::new().await;
     let prefix = "rolewatch/state/";
-    let settings = fx.settings(prefix);
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&fx.sdk).force_path_style(true).build());
-    let handler = Arc::new(Handler::new(
-        S3Source::new(s3.clone()),
-        ContendedState::new(S3StateRepo::new(s3.clone(), STATE_BUCKET, prefix), Duration::ZERO, Arc::default())
-            .with_lease(),
-        SnsSink::new(aws_sdk_sns::Client::new(&fx.sdk), &fx.topic_arn),
-        settings.config.clone(),
-    ));
+    let handler = Arc::new(
+        fx.handler_with(prefix, |repo| ContendedState::new(repo, Duration::ZERO, Arc::default()).with_lease()),
+    );
     let threshold = Config::default().repeated_failures.threshold as usize;
 
     // Twice the threshold of failures within two minutes, two per object.
@@ -126,7 +112,7 @@ async fn with_the_lease_a_burst_larger_than_the_threshold_split_across_invocatio
     let state = fx.state(prefix).await.expect("state saved");
     assert_eq!(state.inputs.len(), keys.len(), "no update lost");
     // The lease is left free for the next invocation.
-    let lease = s3.get_object().bucket(STATE_BUCKET).key(format!("{prefix}{ACCOUNT}.lease")).send().await;
+    let lease = fx.s3.get_object().bucket(STATE_BUCKET).key(format!("{prefix}{ACCOUNT}.lease")).send().await;
     let body = match lease {
         Ok(out) => out.body.collect().await.map(|b| b.to_vec()).unwrap_or_default(),
         Err(e) => panic!("lease object missing: {e}"),

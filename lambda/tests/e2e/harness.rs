@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::primitives::ByteStream;
-use rolewatch_lambda::{aws_handler, AwsHandler, Settings};
+use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
+use rolewatch_lambda::ports::StateRepo;
+use rolewatch_lambda::{aws_handler, AwsHandler, Handler, Settings};
 use serde_json::{json, Value};
 
 pub const TRAIL_BUCKET: &str = "rolewatch-sample-trail";
@@ -206,6 +208,21 @@ impl Fixture {
     /// The handler exactly as `main` builds it, against this server.
     pub fn handler(&self, prefix: &str) -> AwsHandler {
         aws_handler(&self.settings(prefix), &self.sdk)
+    }
+
+    /// The handler `main` builds, with the state store `repo` makes of the
+    /// real S3 one (to slow it, count its conflicts, configure it).
+    pub fn handler_with<R: StateRepo>(
+        &self,
+        prefix: &str,
+        repo: impl FnOnce(S3StateRepo) -> R,
+    ) -> Handler<S3Source, R, SnsSink> {
+        Handler::new(
+            S3Source::new(self.s3.clone()),
+            repo(S3StateRepo::new(self.s3.clone(), STATE_BUCKET, prefix)),
+            SnsSink::new(aws_sdk_sns::Client::new(&self.sdk), &self.topic_arn),
+            self.settings(prefix).config,
+        )
     }
 
     pub async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {

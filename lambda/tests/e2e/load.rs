@@ -10,12 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
-use rolewatch_lambda::Handler;
 use serde_json::Value;
 
 use crate::contended::ContendedState;
-use crate::harness::{cloudtrail_gz, s3_event, Fixture, STATE_BUCKET, TRAIL_BUCKET};
+use crate::harness::{cloudtrail_gz, s3_event, Fixture, TRAIL_BUCKET};
 use crate::synth::{
     account_key, account_of, denied, distinct, granted, long_session, oracle, other, recorded_inputs, report,
 };
@@ -96,18 +94,10 @@ async fn load() {
     let invocation_count = invocations.len();
     let queue = Arc::new(tokio::sync::Mutex::new(invocations));
 
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&fx.sdk).force_path_style(true).build());
     let conflicts = Arc::new(AtomicUsize::new(0));
-    let handler = Arc::new(Handler::new(
-        S3Source::new(s3.clone()),
-        ContendedState::new(
-            S3StateRepo::new(s3, STATE_BUCKET, prefix),
-            Duration::from_millis(50),
-            Arc::clone(&conflicts),
-        ),
-        SnsSink::new(aws_sdk_sns::Client::new(&fx.sdk), &fx.topic_arn),
-        fx.settings(prefix).config,
-    ));
+    let handler = Arc::new(
+        fx.handler_with(prefix, |repo| ContendedState::new(repo, Duration::from_millis(50), Arc::clone(&conflicts))),
+    );
     let retried = Arc::new(AtomicUsize::new(0));
 
     let started = Instant::now();

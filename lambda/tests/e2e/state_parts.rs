@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
-use rolewatch_lambda::Handler;
 use serde_json::Value;
 
 use crate::harness::{
@@ -136,13 +134,7 @@ async fn a_base_no_state_names_is_removed_once_it_is_old_and_not_before() {
     assert!(now.contains(&orphan));
 
     // The same, with the age limit at zero: the orphan is old enough.
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&fx.sdk).force_path_style(true).build());
-    let handler = Handler::new(
-        S3Source::new(s3.clone()),
-        S3StateRepo::new(s3, STATE_BUCKET, PREFIX).with_orphan_base_age(Duration::ZERO),
-        SnsSink::new(aws_sdk_sns::Client::new(&fx.sdk), &fx.topic_arn),
-        fx.settings(PREFIX).config,
-    );
+    let handler = fx.handler_with(PREFIX, |repo| repo.with_orphan_base_age(Duration::ZERO));
     let key = log_key("09", "more");
     fx.put(TRAIL_BUCKET, &key, cloudtrail_gz(&crowd("late", 2_000, "2026-10-09T11:00:00Z"))).await;
     handler.handle(s3_event(&[&key])).await.expect("invocation succeeds");
