@@ -16,7 +16,8 @@ use crate::config::LongSessionConfig;
 pub const DETECTOR: &str = "long_session";
 /// STS's own default when a request names no `DurationSeconds`.
 pub const DEFAULT_DURATION_SECONDS: u64 = 3600;
-/// Long grants kept per role; the newest win.
+/// Long grants kept per role; the newest win. Thinning (see
+/// [`thin_redundant`]) keeps a habitual role far below this.
 const MAX_GRANTS_PER_ROLE: usize = 512;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +127,7 @@ impl LongSessionState {
         let grant = Grant { time: event.event_time, duration_seconds: duration, event: this_event };
         if let Err(at) = grants.binary_search(&grant) {
             grants.insert(at, grant);
+            thin_redundant(grants, habitual);
             if grants.len() > MAX_GRANTS_PER_ROLE {
                 grants.remove(0);
             }
@@ -140,6 +142,49 @@ impl LongSessionState {
             !grants.is_empty()
         });
     }
+}
+
+/// Drops every grant whose absence changes no answer `observe` can give:
+/// one with two other grants at least as long, one no later and one no
+/// earlier than it, at most `habitual` apart. Any event within `habitual`
+/// of the dropped grant is also within it of one of those two (of the
+/// other, when the event is one of them). A role granted long sessions
+/// every hour then keeps a few grants a fortnight instead of hundreds,
+/// and every invocation reads and writes far less.
+///
+/// Answers stay the same for events as old as the late history: a witness
+/// pruned by time is older than the late history and `habitual` together.
+/// A larger `habitual_seconds` later keeps them the same; a smaller one
+/// may turn some old grants' habit into alerts. So may two different
+/// grants under one event id (a forged or broken log): thinning can add
+/// an alert, never lose one, as it only ever drops witnesses.
+fn thin_redundant(grants: &mut Vec<Grant>, habitual: i64) {
+    let mut i = 0;
+    while i < grants.len() {
+        if is_redundant(grants, i, habitual) {
+            grants.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// Whether `grants[at]` has the two witnesses [`thin_redundant`] needs.
+/// `grants` is sorted by time; only grants within `habitual` are looked at.
+fn is_redundant(grants: &[Grant], at: usize, habitual: i64) -> bool {
+    let grant = &grants[at];
+    let Some(before) = grants[..at]
+        .iter()
+        .rev()
+        .take_while(|g| within(g.time, grant.time, habitual))
+        .find(|g| g.duration_seconds >= grant.duration_seconds)
+    else {
+        return false;
+    };
+    grants[at + 1..]
+        .iter()
+        .take_while(|g| within(g.time, before.time, habitual))
+        .any(|g| g.duration_seconds >= grant.duration_seconds)
 }
 
 pub fn alert(config: &LongSessionConfig, event: &AssumeRoleEvent, finding: &LongFinding) -> Alert {
@@ -198,6 +243,74 @@ mod tests {
         assert!(serde_json::from_str::<Grant>(r#"{"t":1,"d":2}"#).is_err(), "a grant needs its event");
     }
     use crate::detect::tests::long;
+    use proptest::prelude::*;
+
+    /// What `observe` answers when every grant is kept: the contract's words.
+    fn routine_with_every_grant(
+        kept: &[(i64, u64, String)],
+        c: &LongSessionConfig,
+        time: i64,
+        duration: u64,
+        id: &str,
+    ) -> bool {
+        c.habitual_seconds > 0
+            && kept
+                .iter()
+                .any(|(t, d, other)| other != id && *d >= duration && within(*t, time, secs(c.habitual_seconds)))
+    }
+
+    proptest! {
+        /// Thinning never changes whether a long session alerts, whatever
+        /// the order, the replays and the pruning, for events within the
+        /// late history of each other. Where one id names two different
+        /// grants, it may alert more, never less.
+        #[test]
+        fn thinned_grants_answer_as_every_grant_would(
+            events in prop::collection::vec(
+                (0..30 * DAY, prop::sample::select(vec![3_601u64, 7_200, 43_200]), 0usize..8),
+                1..120,
+            ),
+            order in prop::collection::vec((0usize..1_000, any::<bool>()), 1..300),
+            shared_ids in any::<bool>(),
+            habitual_days in prop::sample::select(vec![0i64, 1, 3, 14]),
+        ) {
+            let c = LongSessionConfig { habitual_seconds: (habitual_days * DAY) as u64, ..LongSessionConfig::default() };
+            let (mut thinned, mut kept) = (LongSessionState::default(), Vec::new());
+            for (pick, prune) in order {
+                let n = pick % events.len();
+                let (time, duration, shared) = events[n];
+                let id = if shared_ids { format!("shared{shared}") } else { format!("e{n}") };
+                let expected = !routine_with_every_grant(&kept, &c, time, duration, &id);
+                let alerted = thinned.observe(&c, &long("r", &id, time, duration)).is_some();
+                if shared_ids {
+                    prop_assert!(alerted || !expected, "{} at {} for {} s was missed", id, time, duration);
+                } else {
+                    prop_assert_eq!(alerted, expected, "event {} at {} for {} s", id, time, duration);
+                }
+                let grant = (time, duration, id);
+                if !kept.contains(&grant) {
+                    kept.push(grant);
+                }
+                if prune {
+                    let watermark = kept.iter().map(|(t, _, _)| *t).max().unwrap_or_default();
+                    thinned.prune(&c, watermark);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_role_granted_long_sessions_every_hour_keeps_a_few_grants_a_fortnight() {
+        let c = LongSessionConfig::default();
+        let mut s = LongSessionState::default();
+        let mut alerts = 0;
+        for hour in 0..(28 * 24) {
+            alerts += usize::from(s.observe(&c, &long("etl", &format!("h{hour}"), hour * 3600, 43_200)).is_some());
+        }
+        assert_eq!(alerts, 1, "only the first long grant is news");
+        let kept = s.by_role.values().next().map_or(0, Vec::len);
+        assert!(kept <= 6, "28 days of hourly grants thin to a few, kept {kept}");
+    }
 
     /// A second pass over the same grants, after their input records are
     /// forgotten, must not find a grant "new" that was routine the first time.
