@@ -391,7 +391,8 @@ mod tests {
     /// Pseudo-random traffic over `days`: two groups of principals taking
     /// turns every 36 days (a one-day network memory plus the late history,
     /// so networks fall due for pruning just as their principals return), a
-    /// few networks each, some failures and long sessions, one file per 6 hours.
+    /// few networks each, some failures and long sessions, one file per 6 hours,
+    /// and now and then a file from weeks before.
     fn traffic(seed: u64, days: i64) -> Vec<Vec<AssumeRoleEvent>> {
         let mut x = seed | 1;
         let mut next = move |n: u64| {
@@ -401,12 +402,15 @@ mod tests {
             x % n
         };
         let mut files = Vec::new();
-        for hour in (0..days * 24).step_by(6) {
+        for (n, now) in (0..days * 24).step_by(6).enumerate() {
+            // Every 16th file is a backfill from weeks behind, where pruned
+            // and unpruned history would judge events differently.
+            let hour = if n % 16 == 15 { (now - 24 * (40 + next(20) as i64)).max(0) } else { now };
             let group = (hour / 24 / 36) as u64 % 2;
             let events: Vec<AssumeRoleEvent> = (0..next(16))
                 .map(|i| {
                     let who = format!("arn:aws:iam::111122223333:user/p{}", group * 20 + next(20));
-                    let id = format!("h{hour}-{i}");
+                    let id = format!("f{n}-{i}");
                     let t = hour * 3_600 + next(6 * 3_600) as i64;
                     let ip = format!("198.51.{}.{}", next(4), next(250) + 1);
                     match next(20) {
@@ -423,8 +427,8 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(6))]
-        /// Pruning every baseline after every input (eager, the reference)
-        /// and pruning them when used and in a daily sweep, with the state
+        /// Pruning every baseline and history after every input (eager, the
+        /// reference) and pruning them when used and in a daily sweep, with the state
         /// saved and loaded between inputs in every way it is saved (one
         /// piece, changes on a base, a new base), raise the same alerts and
         /// remember the same baselines.
@@ -442,6 +446,8 @@ mod tests {
                 // No sweep done yet, as far as the eager engine knows: it sweeps after every input.
                 let mut state = eager.into_state();
                 state.unexpected_source_ip.swept_at = None;
+                state.repeated_failures.pruning.swept_at = None;
+                state.long_session.pruning.swept_at = None;
                 eager = Engine::new(&config, state);
                 let expected = alerts(eager.apply(&id, events));
                 raised += expected.len();
@@ -472,8 +478,12 @@ mod tests {
             // Sweep both, so entries pruned late and entries pruned every time compare.
             for state in [&mut lazy, &mut eager] {
                 state.unexpected_source_ip.swept_at = None;
+                state.repeated_failures.pruning.swept_at = None;
+                state.long_session.pruning.swept_at = None;
                 let watermark = state.watermark.unwrap_or_default();
                 state.unexpected_source_ip.prune(&config.unexpected_source_ip, watermark);
+                state.repeated_failures.prune(&config.repeated_failures, watermark);
+                state.long_session.prune(&config.long_session, watermark);
             }
             proptest::prop_assert_eq!(lazy, eager);
         }

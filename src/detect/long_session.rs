@@ -4,14 +4,13 @@
 //! after, in event time). Long sessions keep stolen credentials useful for
 //! longer; a role that always gets them is routine, not news.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::{secs, short_name, within, LATE_HISTORY_SECONDS};
+use super::{secs, short_name, within, HistoryPruning, Timed, LATE_HISTORY_SECONDS};
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::LongSessionConfig;
+use crate::state::LazyMap;
 
 pub const DETECTOR: &str = "long_session";
 /// STS's own default when a request names no `DurationSeconds`.
@@ -22,9 +21,13 @@ const MAX_GRANTS_PER_ROLE: usize = 512;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LongSessionState {
-    /// Granted sessions longer than `max_duration_seconds`, per role, sorted.
+    /// Granted sessions longer than `max_duration_seconds`, per role,
+    /// sorted. Saved on lines of their own (see [`crate::state`]); read
+    /// from here only in state of formats 1 and 2.
+    #[serde(default, skip_serializing)]
+    pub by_role: LazyMap<Vec<Grant>>,
     #[serde(default)]
-    pub by_role: BTreeMap<String, Vec<Grant>>,
+    pub pruning: HistoryPruning,
 }
 
 /// A long session granted, saved as `[time, duration, event]`: roles that
@@ -37,6 +40,12 @@ pub struct Grant {
     /// xxh3-64 of the event id: only ever compared, to tell the same event
     /// seen again from another one, so 8 bytes do instead of 36.
     pub event: u64,
+}
+
+impl Timed for Grant {
+    fn time(&self) -> EpochSeconds {
+        self.time
+    }
 }
 
 impl Grant {
@@ -114,7 +123,7 @@ impl LongSessionState {
             return None;
         }
         let habitual = secs(config.habitual_seconds);
-        let grants = self.by_role.entry(role.to_owned()).or_default();
+        let grants = self.pruning.entry(&mut self.by_role, role);
         // Grants read from the first release were sorted by event id, not its hash.
         if !grants.is_sorted() {
             grants.sort_unstable();
@@ -137,10 +146,7 @@ impl LongSessionState {
 
     pub fn prune(&mut self, config: &LongSessionConfig, watermark: EpochSeconds) {
         let horizon = watermark - secs(config.habitual_seconds) - LATE_HISTORY_SECONDS;
-        self.by_role.retain(|_, grants| {
-            grants.retain(|g| g.time >= horizon);
-            !grants.is_empty()
-        });
+        self.pruning.prune(&mut self.by_role, horizon);
     }
 }
 
@@ -308,7 +314,7 @@ mod tests {
             alerts += usize::from(s.observe(&c, &long("etl", &format!("h{hour}"), hour * 3600, 43_200)).is_some());
         }
         assert_eq!(alerts, 1, "only the first long grant is news");
-        let kept = s.by_role.values().next().map_or(0, Vec::len);
+        let kept = s.by_role.get("arn:aws:iam::111122223333:role/etl").map_or(0, |g| g.len());
         assert!(kept <= 6, "28 days of hourly grants thin to a few, kept {kept}");
     }
 

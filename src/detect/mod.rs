@@ -5,7 +5,10 @@ pub mod long_session;
 pub mod repeated_failures;
 pub mod source_ip;
 
+use serde::{Deserialize, Serialize};
+
 use crate::cloudtrail::EpochSeconds;
+use crate::state::LazyMap;
 
 /// How far behind the newest event of the whole state history is kept,
 /// beyond each detector's own span. Files arrive late (CloudTrail within
@@ -18,6 +21,70 @@ pub const LATE_HISTORY_SECONDS: i64 = 35 * 86_400;
 /// files, once their processed-input record is gone, is still recognised)
 /// and when lasting principals were first seen.
 pub const LONG_MEMORY_SECONDS: i64 = 400 * 86_400;
+
+/// How often, in event time, stored entries nobody used are decoded to
+/// find what to forget. In between, only the entries in use are touched,
+/// so an invocation does not pay for everything the account's state holds.
+pub(crate) const SWEEP_INTERVAL_SECONDS: i64 = 86_400;
+
+/// Something kept in a per-key history until it falls behind a horizon.
+pub trait Timed {
+    fn time(&self) -> EpochSeconds;
+}
+
+/// Pruning of per-key histories (failures per principal, long grants per
+/// role) saved on lines of their own (see [`crate::state`]): a history is
+/// pruned when decoded, decoded ones after every input, and the stored
+/// rest in a daily sweep. Every history in use is then what pruning all
+/// of them after every input would have left.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPruning {
+    /// Horizon of the last prune: nothing older is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<EpochSeconds>,
+    /// Horizon of the last sweep over every stored history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swept_at: Option<EpochSeconds>,
+}
+
+impl HistoryPruning {
+    /// The history for `key`, pruned to the last horizon if it was stored.
+    pub fn entry<'m, T: Timed + Serialize + serde::de::DeserializeOwned + Clone>(
+        &self,
+        histories: &'m mut LazyMap<Vec<T>>,
+        key: &str,
+    ) -> &'m mut Vec<T> {
+        let horizon = self.horizon;
+        histories.get_or_insert_decoded(key, |history| horizon.is_none_or(|h| keep_from(history, h)), Vec::new)
+    }
+
+    /// Forgets what is older than `horizon`.
+    pub fn prune<T: Timed + Serialize + serde::de::DeserializeOwned + Clone>(
+        &mut self,
+        histories: &mut LazyMap<Vec<T>>,
+        horizon: EpochSeconds,
+    ) {
+        if self.swept_at.is_none_or(|at| horizon - at >= SWEEP_INTERVAL_SECONDS) {
+            // Due times are horizons (see `due`), so the sweep is given one.
+            histories.sweep(horizon, |history| keep_from(history, horizon));
+            self.swept_at = Some(horizon);
+        } else {
+            histories.retain_loaded(|_, history| keep_from(history, horizon));
+        }
+        self.horizon = Some(horizon);
+    }
+
+    /// The first horizon that prunes `history`, for saving it.
+    pub fn due<T: Timed>(history: &[T]) -> EpochSeconds {
+        history.iter().map(Timed::time).min().map_or(EpochSeconds::MAX, |oldest| oldest.saturating_add(1))
+    }
+}
+
+/// Drops entries older than `horizon`; false when none is left.
+fn keep_from<T: Timed>(history: &mut Vec<T>, horizon: EpochSeconds) -> bool {
+    history.retain(|entry| entry.time() >= horizon);
+    !history.is_empty()
+}
 
 pub(crate) fn secs(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX / 4)

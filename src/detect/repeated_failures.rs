@@ -2,14 +2,13 @@
 //! by one principal within `window_seconds` of event time: role guessing,
 //! or a stolen credential probing for what it can reach.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::{secs, short_name, LATE_HISTORY_SECONDS};
+use super::{secs, short_name, HistoryPruning, Timed, LATE_HISTORY_SECONDS};
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::RepeatedFailuresConfig;
+use crate::state::LazyMap;
 
 pub const DETECTOR: &str = "repeated_failures";
 /// Failures kept per principal; a storm beyond this keeps the newest.
@@ -17,9 +16,13 @@ const MAX_FAILURES_PER_PRINCIPAL: usize = 2048;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureState {
-    /// Failures per principal, sorted by (time, event id).
+    /// Failures per principal, sorted by (time, event id). Saved on lines
+    /// of their own (see [`crate::state`]); read from here only in state
+    /// of formats 1 and 2.
+    #[serde(default, skip_serializing)]
+    pub by_principal: LazyMap<Vec<Failure>>,
     #[serde(default)]
-    pub by_principal: BTreeMap<String, Vec<Failure>>,
+    pub pruning: HistoryPruning,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -28,6 +31,12 @@ pub struct Failure {
     pub time: EpochSeconds,
     #[serde(rename = "id")]
     pub event_id: String,
+}
+
+impl Timed for Failure {
+    fn time(&self) -> EpochSeconds {
+        self.time
+    }
 }
 
 /// The densest window around a failure.
@@ -44,7 +53,7 @@ impl FailureState {
         if event.succeeded() {
             return None;
         }
-        let list = self.by_principal.entry(event.principal.clone()).or_default();
+        let list = self.pruning.entry(&mut self.by_principal, &event.principal);
         let entry = Failure { time: event.event_time, event_id: event.event_id.clone() };
         match list.binary_search(&entry) {
             Ok(_) => return None, // the same event again (overlapping inputs)
@@ -60,10 +69,7 @@ impl FailureState {
     /// Drops failures no window can reach any more.
     pub fn prune(&mut self, config: &RepeatedFailuresConfig, watermark: EpochSeconds) {
         let horizon = watermark - secs(config.window_seconds) - LATE_HISTORY_SECONDS;
-        self.by_principal.retain(|_, list| {
-            list.retain(|f| f.time >= horizon);
-            !list.is_empty()
-        });
+        self.pruning.prune(&mut self.by_principal, horizon);
     }
 }
 
@@ -205,7 +211,7 @@ mod tests {
         let mut state = FailureState::default();
         state.observe(&cfg, &failure("alice", "a", 0));
         state.prune(&cfg, 600 + LATE_HISTORY_SECONDS);
-        assert_eq!(state.by_principal["alice"].len(), 1);
+        assert_eq!(state.by_principal.get("alice").map(|f| f.len()), Some(1));
         state.prune(&cfg, 601 + LATE_HISTORY_SECONDS);
         assert!(state.by_principal.is_empty());
     }

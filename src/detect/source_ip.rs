@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{secs, short_name, within, LATE_HISTORY_SECONDS, LONG_MEMORY_SECONDS};
+use super::{secs, short_name, within, LATE_HISTORY_SECONDS, LONG_MEMORY_SECONDS, SWEEP_INTERVAL_SECONDS};
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{format_rfc3339, AssumeRoleEvent, EpochSeconds, SourceAddress};
 use crate::config::UnexpectedSourceIpConfig;
@@ -21,10 +21,6 @@ pub const DETECTOR: &str = "unexpected_source_ip";
 /// Networks kept per principal. Well above any sane `roaming_networks`:
 /// past it the principal is roaming and the oldest sightings matter least.
 const MAX_NETWORKS_PER_PRINCIPAL: usize = 64;
-/// How often, in event time, baselines nobody used are decoded to find
-/// the ones to forget. In between, only the principals in use are touched,
-/// so an invocation does not pay for every principal the account knows.
-const SWEEP_INTERVAL_SECONDS: i64 = 86_400;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceIpState {

@@ -80,6 +80,8 @@ impl<V> Default for LazyMap<V> {
 /// What a merge does to a stored line.
 enum Change<'a, V> {
     Set(&'a V),
+    /// A stored line from a layer above, written as it is.
+    Copy(&'a [u8]),
     /// Dropped; with `null` in its place when a base below still holds it.
     Remove {
         mark: bool,
@@ -138,6 +140,42 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
         slot.get_or_insert_with(new)
     }
 
+    /// The entry for `key`, made by `new` if there is none. Unlike
+    /// [`LazyMap::get_or_insert_with`], `decoded` runs only when the entry
+    /// is decoded from storage: for entries whose decoded copies are kept
+    /// up to date by [`LazyMap::retain_loaded`].
+    pub fn get_or_insert_decoded(
+        &mut self,
+        key: &str,
+        decoded: impl FnOnce(&mut V) -> bool,
+        new: impl FnOnce() -> V,
+    ) -> &mut V {
+        let mut decoded = Some(decoded);
+        if self.loaded.contains_key(key) {
+            decoded = None;
+        }
+        self.get_or_insert_with(key, |value| decoded.take().is_none_or(|refresh| refresh(value)), new)
+    }
+
+    /// Whether there is an entry for `key`, without decoding it.
+    pub fn contains_key(&self, key: &str) -> bool {
+        match self.loaded.get(key) {
+            Some(slot) => slot.is_some(),
+            None => match self.delta.find(key) {
+                Some(line) => !line_holds_removal(line),
+                None => self.base.find(key).is_some(),
+            },
+        }
+    }
+
+    /// The entry for `key`, decoded, as it is now.
+    pub fn get(&self, key: &str) -> Option<Cow<'_, V>> {
+        match self.loaded.get(key) {
+            Some(slot) => slot.as_ref().map(Cow::Borrowed),
+            None => self.find_stored(key).map(Cow::Owned),
+        }
+    }
+
     /// Keeps the decoded entries `keep` says yes to. Stored entries are left
     /// as they are (see [`LazyMap::sweep`]).
     pub fn retain_loaded(&mut self, mut keep: impl FnMut(&str, &mut V) -> bool) {
@@ -173,26 +211,38 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
     }
 
     /// Writes every entry, one line each, sorted by key, needing no base.
+    /// Delta lines are copied as they are, not decoded: a new base is
+    /// written when the delta is at its largest.
     pub(crate) fn write_all_lines(&self, out: &mut Vec<u8>, due: &dyn Fn(&V) -> i64) {
         if self.base.len_bytes() == 0 {
             // Without a base the delta holds no removal marks: it is everything.
             return self.write_delta_lines(out, due);
         }
-        let mut changes: BTreeMap<Cow<'_, str>, Option<Cow<'_, V>>> = BTreeMap::new();
-        for line in self.delta.iter() {
-            if let Some((key, value)) = decode_line::<V>(line) {
-                changes.insert(key, value.map(Cow::Owned));
-            }
-        }
-        for (key, slot) in &self.loaded {
-            changes.insert(Cow::Borrowed(key.as_str()), slot.as_ref().map(Cow::Borrowed));
-        }
-        let changes = changes.iter().map(|(key, slot)| {
-            let change = match slot {
-                Some(value) => Change::Set(value.as_ref()),
-                None => Change::Remove { mark: false },
+        let mut delta = self.delta.iter().filter_map(|line| Some((line_key(line)?, line))).peekable();
+        let mut loaded = self.loaded.iter().peekable();
+        let changes = std::iter::from_fn(move || {
+            let next_delta = delta.peek().map(|(key, _)| key.as_ref());
+            let next_loaded = loaded.peek().map(|(key, _)| key.as_str());
+            // Decoded entries are newer than their delta lines.
+            let take_loaded = match (next_delta, next_loaded) {
+                (Some(d), Some(l)) => l <= d,
+                (None, Some(_)) => true,
+                (_, None) => false,
             };
-            (key.as_ref(), change)
+            if take_loaded {
+                let (key, slot) = loaded.next()?;
+                if delta.peek().is_some_and(|(d, _)| d.as_ref() == key.as_str()) {
+                    delta.next();
+                }
+                let change = match slot {
+                    Some(value) => Change::Set(value),
+                    None => Change::Remove { mark: false },
+                };
+                return Some((Cow::Borrowed(key.as_str()), change));
+            }
+            let (key, line) = delta.next()?;
+            let change = if line_holds_removal(line) { Change::Remove { mark: false } } else { Change::Copy(line) };
+            Some((key, change))
         });
         merge_lines(out, self.base.as_slice(), changes, due);
     }
@@ -278,14 +328,15 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
 
 /// Copies `lines` to `out` with `changes` (sorted by key) applied: lines
 /// nobody changed are copied in runs, as they are.
-fn merge_lines<'a, V: Serialize + 'a>(
+fn merge_lines<'a, K: AsRef<str>, V: Serialize + 'a>(
     out: &mut Vec<u8>,
     lines: &[u8],
-    changes: impl IntoIterator<Item = (&'a str, Change<'a, V>)>,
+    changes: impl IntoIterator<Item = (K, Change<'a, V>)>,
     due: &dyn Fn(&V) -> i64,
 ) {
     let mut cursor = 0;
     for (key, change) in changes {
+        let key = key.as_ref();
         let at = cursor + lower_bound(&lines[cursor..], key);
         out.extend_from_slice(&lines[cursor..at]);
         cursor = at;
@@ -296,6 +347,12 @@ fn merge_lines<'a, V: Serialize + 'a>(
         }
         match change {
             Change::Set(value) => encode_line(out, key, due(value), Some(value)),
+            Change::Copy(line) => {
+                out.extend_from_slice(line);
+                if !line.ends_with(b"\n") {
+                    out.push(b'\n');
+                }
+            }
             // A removal mark never needs bringing up to date.
             Change::Remove { mark: true } => encode_line::<V>(out, key, i64::MAX, None),
             Change::Remove { mark: false } => {}
@@ -313,6 +370,11 @@ fn encode_line<V: Serialize>(out: &mut Vec<u8>, key: &str, due: i64, value: Opti
     out.push(b'\t');
     let _ = serde_json::to_writer(&mut *out, &value);
     out.push(b'\n');
+}
+
+/// Whether a stored line is a removal mark (`null`).
+fn line_holds_removal(line: &[u8]) -> bool {
+    line.strip_suffix(b"\n").unwrap_or(line).ends_with(b"\tnull")
 }
 
 /// The `<due>` field of a line.

@@ -5,17 +5,23 @@
 //! event time (redelivery happens within hours; cooldowns and event-id
 //! dedup cover what is older).
 //!
-//! Saved state (format 2) is lines of text:
+//! Saved state (format 3) is lines of text:
 //!
 //! ```text
-//! {"format":2,"watermark":…,"inputs":{…},…}       everything small, one JSON document
-//! "arn:aws:sts::…:assumed-role/…"\t{"first_seen":…}   one line per known principal, sorted
-//! {"principals":N,"xxh3":"…"}                      count and checksum of all that precedes
+//! {"format":3,"watermark":…,"inputs":{…},…}          everything small, one JSON document
+//! "arn:aws:sts::…:assumed-role/…"\t<due>\t{…}         one line per known principal, sorted
+//! #repeated_failures                                 then, after a line naming them,
+//! "arn:aws:iam::…:user/…"\t<due>\t[{"t":…,"id":…}]    failures per principal, sorted
+//! #long_session
+//! "arn:aws:iam::…:role/…"\t<due>\t[[…],…]             and long grants per role, sorted
+//! {"principals":N,"xxh3":"…"}                         count and checksum of all that precedes
 //! ```
 //!
 //! Principals are most of an account's state and an invocation touches few of
 //! them, so their lines are decoded only when used and copied as they are on
-//! save (see [`lazy_map`]). Format 1, one JSON document, is still read.
+//! save (see [`lazy_map`]). Failure and grant histories are kept the same
+//! way: an invocation decodes the few it touches. Formats 1 (one JSON
+//! document) and 2 (histories in the first line) are still read.
 //!
 //! Saved in two parts ([`State::to_parts`], for the Lambda), most principals
 //! live in a [`StateBase`] of the same shape, rewritten rarely and shared by
@@ -40,11 +46,17 @@ use crate::cloudtrail::EpochSeconds;
 use crate::detect::long_session::LongSessionState;
 use crate::detect::repeated_failures::FailureState;
 use crate::detect::source_ip::SourceIpState;
+use crate::detect::HistoryPruning;
 
 /// Bumped when the layout changes incompatibly.
-pub const STATE_FORMAT: u32 = 2;
+pub const STATE_FORMAT: u32 = 3;
 /// The single-document format before principals got lines of their own.
 const FORMAT_ONE_DOCUMENT: u32 = 1;
+/// Principals on lines, histories still in the first line.
+const FORMAT_TWO_HISTORIES_IN_HEADER: u32 = 2;
+/// The names of the sections after the principals' lines, in saved order.
+const FAILURES_SECTION: &str = "repeated_failures";
+const GRANTS_SECTION: &str = "long_session";
 /// Changes on top of a base are saved as changes up to [`changes_limit`];
 /// past it the base is written again.
 const MIN_CHANGES_LIMIT_BYTES: usize = 256 * 1024;
@@ -108,7 +120,7 @@ pub enum StateError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("state {origin} is not valid rolewatch state: {reason}")]
     Corrupt { origin: String, reason: String },
-    #[error("state {origin} has format {found}, this rolewatch reads formats 1 and {STATE_FORMAT}")]
+    #[error("state {origin} has format {found}, this rolewatch reads formats 1 to {STATE_FORMAT}")]
     Format { origin: String, found: u32 },
 }
 
@@ -261,7 +273,7 @@ impl State {
                 .ok_or_else(|| corrupt(e.to_string()))?,
         };
         match state.format {
-            STATE_FORMAT => {}
+            STATE_FORMAT | FORMAT_TWO_HISTORIES_IN_HEADER => {}
             FORMAT_ONE_DOCUMENT => {
                 if header_end < bytes.len() && serde_json::from_slice::<State>(&bytes).is_err() {
                     return Err(corrupt("format 1 state continues after its JSON document".to_owned()));
@@ -274,7 +286,16 @@ impl State {
         if !state.unexpected_source_ip.principals.is_empty() {
             return Err(corrupt("principals belong on lines of their own, not in the first line".to_owned()));
         }
+        let histories_in_header =
+            !state.repeated_failures.by_principal.is_empty() || !state.long_session.by_role.is_empty();
+        if state.format == STATE_FORMAT && histories_in_header {
+            return Err(corrupt("histories belong on lines of their own, not in the first line".to_owned()));
+        }
         let (lines, trailer) = checked_lines(&bytes, header_end).map_err(corrupt)?;
+        let sections = Sections::find(&bytes, lines).map_err(corrupt)?;
+        if state.format == FORMAT_TWO_HISTORIES_IN_HEADER && !sections.named.is_empty() {
+            return Err(corrupt("format 2 state has no sections".to_owned()));
+        }
         let base = match (state.base.take(), base) {
             (None, _) => None,
             (Some(named), Some(base)) if named == base.digest => Some((base.lines.clone(), named)),
@@ -283,16 +304,27 @@ impl State {
             }
         };
         state.unexpected_source_ip.principals =
-            LazyMap::from_layers(base, Lines::new(bytes, lines), trailer.principals);
+            LazyMap::from_layers(base, Lines::new(Arc::clone(&bytes), sections.principals), trailer.principals);
+        for (name, range) in sections.named {
+            let count = memchr::memchr_iter(b'\n', &bytes[range.clone()]).count();
+            let lines = Lines::new(Arc::clone(&bytes), range);
+            match name.as_str() {
+                FAILURES_SECTION => state.repeated_failures.by_principal = LazyMap::from_layers(None, lines, count),
+                GRANTS_SECTION => state.long_session.by_role = LazyMap::from_layers(None, lines, count),
+                _ => return Err(corrupt(format!("unknown section #{name}"))),
+            }
+        }
+        state.format = STATE_FORMAT;
         Ok(state)
     }
 
     /// Saves everything in one piece.
     pub fn to_bytes(&self) -> Vec<u8> {
         let principals = &self.unexpected_source_ip.principals;
-        let mut out = Vec::with_capacity(principals.encoded_len_estimate() + 64 * 1024);
+        let mut out = Vec::with_capacity(principals.encoded_len_estimate() + self.sections_len_estimate() + 64 * 1024);
         self.write_header(&mut out, None);
         principals.write_all_lines(&mut out, &self.unexpected_source_ip.due());
+        self.write_sections(&mut out);
         close(&mut out, principals.len());
         out
     }
@@ -309,11 +341,13 @@ impl State {
         let due = self.unexpected_source_ip.due();
         // Far past the limit a new base is due anyway: skip writing the changes.
         if principals.changes_len_estimate() <= limit.saturating_mul(4) {
-            let mut out = Vec::with_capacity(principals.changes_len_estimate() + 64 * 1024);
+            let mut out =
+                Vec::with_capacity(principals.changes_len_estimate() + self.sections_len_estimate() + 64 * 1024);
             self.write_header(&mut out, principals.base_digest());
             let lines_start = out.len();
             principals.write_delta_lines(&mut out, &due);
             if out.len() - lines_start <= limit {
+                self.write_sections(&mut out);
                 close(&mut out, principals.len());
                 let base = principals.base_digest().map(str::to_owned);
                 return SavedState { state: out, base, new_base: None };
@@ -331,16 +365,78 @@ impl State {
         let bytes = Arc::new(bytes);
         let lines = Lines::new(Arc::clone(&bytes), start..end);
         let base = StateBase { bytes, lines, principals: principals.len(), digest: digest.clone() };
-        let mut out = Vec::with_capacity(64 * 1024);
+        let mut out = Vec::with_capacity(64 * 1024 + self.sections_len_estimate());
         self.write_header(&mut out, Some(&digest));
+        self.write_sections(&mut out);
         close(&mut out, principals.len());
         SavedState { state: out, base: Some(digest), new_base: Some(base) }
+    }
+
+    /// The histories, each after a line naming it; none when empty. They
+    /// are never in a base: the state part carries them whole.
+    fn write_sections(&self, out: &mut Vec<u8>) {
+        let failures = &self.repeated_failures.by_principal;
+        if !failures.is_empty() {
+            write_section_name(out, FAILURES_SECTION);
+            failures.write_delta_lines(out, &|history| HistoryPruning::due(history));
+        }
+        let grants = &self.long_session.by_role;
+        if !grants.is_empty() {
+            write_section_name(out, GRANTS_SECTION);
+            grants.write_delta_lines(out, &|history| HistoryPruning::due(history));
+        }
+    }
+
+    fn sections_len_estimate(&self) -> usize {
+        self.repeated_failures.by_principal.changes_len_estimate() + self.long_session.by_role.changes_len_estimate()
     }
 
     fn write_header(&self, out: &mut Vec<u8>, base: Option<&str>) {
         // Maps with string keys and plain numbers always serialise.
         let _ = serde_json::to_writer(&mut *out, &Header { state: self, base });
         out.push(b'\n');
+    }
+}
+
+fn write_section_name(out: &mut Vec<u8>, name: &str) {
+    out.push(SECTION_MARK);
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'\n');
+}
+
+/// Starts the line naming a section: no entry line starts with it (they
+/// start with a JSON string).
+const SECTION_MARK: u8 = b'#';
+
+/// Where the principals' lines and each named section are in saved lines.
+struct Sections {
+    principals: std::ops::Range<usize>,
+    named: Vec<(String, std::ops::Range<usize>)>,
+}
+
+impl Sections {
+    fn find(bytes: &[u8], lines: std::ops::Range<usize>) -> Result<Sections, String> {
+        let section_start = |from: usize| {
+            if bytes.get(from) == Some(&SECTION_MARK) {
+                return Some(from);
+            }
+            memchr::memmem::find(&bytes[from..lines.end], b"\n#").map(|i| from + i + 1)
+        };
+        let mut at = section_start(lines.start).filter(|&i| i < lines.end);
+        let principals = lines.start..at.unwrap_or(lines.end);
+        let mut named: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+        while let Some(mark) = at {
+            let name_end =
+                mark + memchr::memchr(b'\n', &bytes[mark..lines.end]).ok_or("a section name line is cut short")?;
+            let name = String::from_utf8_lossy(&bytes[mark + 1..name_end]).into_owned();
+            if named.iter().any(|(seen, _)| *seen == name) {
+                return Err(format!("section #{name} appears twice"));
+            }
+            let start = name_end + 1;
+            at = (start < lines.end).then(|| section_start(start)).flatten();
+            named.push((name, start..at.unwrap_or(lines.end)));
+        }
+        Ok(Sections { principals, named })
     }
 }
 
@@ -477,7 +573,7 @@ mod tests {
     }
 
     #[test]
-    fn format_one_state_is_read_and_saved_as_format_two() {
+    fn format_one_state_is_read_and_saved_as_the_current_format() {
         let v1 = br#"{"format":1,"watermark":1000,"inputs":{"f":1000},"raised":{},"repeated_failures":{"by_principal":{}},
             "unexpected_source_ip":{"principals":{"alice":{"first_seen":900,"last_seen":1000,"networks":[{"net":"192.0.2.0/24","first":900,"last":1000}]}}},
             "long_session":{"by_role":{}}}"#;
@@ -486,8 +582,64 @@ mod tests {
         let again = State::from_bytes(state.to_bytes()).unwrap();
         assert_eq!(again.format, STATE_FORMAT);
         assert_eq!(again, state);
-        let err = State::from_bytes(br#"{"format":3}"#.to_vec()).unwrap_err().to_string();
-        assert!(err.contains("format 3"), "{err}");
+        let err = State::from_bytes(br#"{"format":4}"#.to_vec()).unwrap_err().to_string();
+        assert!(err.contains("format 4"), "{err}");
+    }
+
+    #[test]
+    fn format_two_state_with_histories_in_its_first_line_is_read_and_saved_with_sections() {
+        let mut v2 = br#"{"format":2,"watermark":5,"repeated_failures":{"by_principal":{"alice":[{"t":5,"id":"e1"}]}},"long_session":{"by_role":{"arn:aws:iam::1:role/etl":[[5,43200,7]]}}}"#.to_vec();
+        v2.push(b'\n');
+        close(&mut v2, 0);
+        let state = State::from_bytes(v2).unwrap();
+        assert_eq!(state.repeated_failures.by_principal.get("alice").map(|f| f.len()), Some(1));
+        assert!(state.long_session.by_role.contains_key("arn:aws:iam::1:role/etl"));
+        let saved = String::from_utf8(state.to_bytes()).unwrap();
+        let first_line = saved.lines().next().unwrap();
+        assert!(first_line.contains(r#""format":3"#) && !first_line.contains("alice"), "{first_line}");
+        assert!(saved.contains("\n#repeated_failures\n\"alice\"\t6\t"), "{saved}");
+        assert!(saved.contains("\n#long_session\n\"arn:aws:iam::1:role/etl\"\t6\t"), "{saved}");
+        assert_eq!(State::from_bytes(saved.into_bytes()).unwrap(), state);
+    }
+
+    #[test]
+    fn histories_untouched_by_an_input_are_saved_as_they_were_read() {
+        let mut engine = crate::Engine::new(&crate::Config::default(), State::default());
+        let failures: Vec<_> = (0..40)
+            .map(|i| {
+                crate::detect::tests::failure(&format!("arn:aws:iam::111122223333:user/u{i}"), &format!("f{i}"), 1_000)
+            })
+            .collect();
+        engine.apply("f", &failures);
+        let saved = engine.into_state().to_bytes();
+        let loaded = State::from_bytes(saved.clone()).unwrap();
+        let mut engine = crate::Engine::new(&crate::Config::default(), loaded);
+        engine.apply("g", &[crate::detect::tests::failure("arn:aws:iam::111122223333:user/u7", "g1", 1_001)]);
+        let state = engine.into_state();
+        assert_eq!(state.repeated_failures.by_principal.len(), 40);
+        let again = state.to_bytes();
+        let lines = |bytes: &[u8]| String::from_utf8_lossy(bytes).lines().map(str::to_owned).collect::<Vec<_>>();
+        let (before, after) = (lines(&saved), lines(&again));
+        let changed: Vec<_> = after.iter().filter(|line| !before.contains(line)).collect();
+        // The first line (watermark), u7's failures, and the closing checksum.
+        assert_eq!(changed.len(), 3, "{changed:#?}");
+        assert!(changed[1].starts_with("\"arn:aws:iam::111122223333:user/u7\"\t"), "{changed:#?}");
+        assert_eq!(State::from_bytes(again).unwrap(), state);
+    }
+
+    #[test]
+    fn unknown_or_repeated_sections_and_histories_in_the_first_line_are_refused() {
+        let seal = |text: &str| {
+            let mut bytes = text.as_bytes().to_vec();
+            close(&mut bytes, 0);
+            State::from_bytes(bytes).map(|_| ()).unwrap_err().to_string()
+        };
+        let err = seal("{\"format\":3}\n#surprise\n\"k\"\t1\t[]\n");
+        assert!(err.contains("unknown section #surprise"), "{err}");
+        let err = seal("{\"format\":3}\n#long_session\n#long_session\n");
+        assert!(err.contains("appears twice"), "{err}");
+        let err = seal("{\"format\":3,\"repeated_failures\":{\"by_principal\":{\"a\":[{\"t\":1,\"id\":\"x\"}]}}}\n");
+        assert!(err.contains("histories belong on lines of their own"), "{err}");
     }
 
     #[test]
