@@ -50,7 +50,7 @@ impl Engine {
     }
 
     pub fn is_processed(&self, input_id: &str) -> bool {
-        self.state.inputs.contains_key(input_id)
+        self.state.inputs_pruning.contains(&self.state.inputs, input_id)
     }
 
     /// Processes one input's role assumptions once: a redelivered input
@@ -69,7 +69,7 @@ impl Engine {
     /// `newest` is the newest event time it held, if any.
     pub fn record_input(&mut self, input_id: &str, newest: Option<EpochSeconds>) {
         let newest = newest.or(self.state.watermark).unwrap_or(UNDATED_INPUT);
-        self.state.inputs.insert(input_id.to_owned(), newest);
+        self.state.inputs.insert(input_id, newest);
         self.prune_inputs();
     }
 
@@ -175,17 +175,29 @@ impl Engine {
         let Some(watermark) = self.state.watermark else {
             return;
         };
-        // Inputs without role assumptions seen before any event time was
-        // known are dated by the first event time that arrives.
-        self.state.inputs.values_mut().filter(|t| **t == UNDATED_INPUT).for_each(|t| *t = watermark);
-        self.state.inputs.retain(|_, newest| *newest >= watermark - INPUT_MEMORY_SECONDS);
-        if self.state.inputs.len() > MAX_REMEMBERED_INPUTS {
+        let (inputs, pruning) = (&mut self.state.inputs, &mut self.state.inputs_pruning);
+        let horizon = watermark - INPUT_MEMORY_SECONDS;
+        if pruning.horizon.is_none() {
+            // Inputs without role assumptions seen before any event time was
+            // known are dated by the first event time that arrives. Only a
+            // new state has them, so decoding every input here costs little.
+            inputs.sweep(EpochSeconds::MAX, |newest| {
+                if *newest == UNDATED_INPUT {
+                    *newest = watermark;
+                }
+                true
+            });
+        }
+        pruning.prune(inputs, horizon);
+        if inputs.len() > MAX_REMEMBERED_INPUTS {
+            // Expired ones the sweep has not reached yet go first, then the oldest.
             let mut by_time: Vec<(EpochSeconds, String)> =
-                self.state.inputs.iter().map(|(k, t)| (*t, k.clone())).collect();
+                inputs.entries().into_iter().map(|(key, newest)| (newest, key)).collect();
             by_time.sort_unstable();
-            let excess = by_time.len() - MAX_REMEMBERED_INPUTS;
-            for (_, key) in by_time.into_iter().take(excess) {
-                self.state.inputs.remove(&key);
+            let expired = by_time.partition_point(|(newest, _)| *newest < horizon);
+            let excess = (by_time.len() - expired).saturating_sub(MAX_REMEMBERED_INPUTS);
+            for (_, key) in by_time.into_iter().take(expired + excess) {
+                inputs.remove(&key);
             }
         }
     }
@@ -330,6 +342,48 @@ mod tests {
         assert_eq!(engine.apply("empty", &[]), Applied::AlreadyProcessed);
     }
 
+    /// Reloads the engine's state from its saved bytes, as the next run would.
+    fn saved_and_loaded(engine: Engine) -> Engine {
+        let state = State::from_bytes(engine.into_state().to_bytes()).unwrap();
+        Engine::new(&Config::default(), state)
+    }
+
+    #[test]
+    fn saved_inputs_are_remembered_three_days_of_event_time_dated_or_not() {
+        let day = 86_400;
+        let mut engine = Engine::new(&Config::default(), State::default());
+        engine.apply("undated", &[]);
+        engine.apply("day0", &burst("alice", "a", 0, 1));
+        let mut engine = saved_and_loaded(engine);
+        engine.apply("day3", &burst("bob", "b", 3 * day, 1));
+        let mut engine = saved_and_loaded(engine);
+        // Three days on, both are still remembered, the undated one dated by
+        // the first event time that arrived.
+        assert_eq!(engine.apply("undated", &[]), Applied::AlreadyProcessed);
+        assert_eq!(engine.apply("day0", &[]), Applied::AlreadyProcessed);
+        engine.apply("later", &burst("carol", "c", 3 * day + 1, 1));
+        let mut engine = saved_and_loaded(engine);
+        assert_eq!(engine.state().processed_inputs(), ["day3", "later"]);
+        assert!(matches!(engine.apply("day0", &[]), Applied::Processed { .. }), "forgotten past three days");
+        assert!(matches!(engine.apply("undated", &[]), Applied::Processed { .. }), "forgotten past three days");
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_inputs_are_forgotten_first() {
+        let mut state = State::default();
+        state.watermark = Some(1_000_000);
+        for n in 0..MAX_REMEMBERED_INPUTS {
+            state.inputs.insert(&format!("old-{n:06}"), 900_000 + (n % 1000) as i64);
+        }
+        let mut engine = saved_and_loaded(Engine::new(&Config::default(), state));
+        engine.apply("newest", &burst("alice", "a", 1_000_000, 1));
+        let mut engine = saved_and_loaded(engine);
+        let inputs = engine.state().processed_inputs();
+        assert_eq!(inputs.len(), MAX_REMEMBERED_INPUTS);
+        assert!(inputs.contains(&"newest".to_owned()) && !inputs.contains(&"old-000000".to_owned()));
+        assert_eq!(engine.apply("old-000999", &[]), Applied::AlreadyProcessed, "the newest of the old are kept");
+    }
+
     #[test]
     fn state_survives_serialisation() {
         let mut engine = Engine::new(&Config::default(), State::default());
@@ -448,6 +502,7 @@ mod tests {
                 state.unexpected_source_ip.swept_at = None;
                 state.repeated_failures.pruning.swept_at = None;
                 state.long_session.pruning.swept_at = None;
+                state.inputs_pruning.swept_at = None;
                 eager = Engine::new(&config, state);
                 let expected = alerts(eager.apply(&id, events));
                 raised += expected.len();
@@ -480,10 +535,13 @@ mod tests {
                 state.unexpected_source_ip.swept_at = None;
                 state.repeated_failures.pruning.swept_at = None;
                 state.long_session.pruning.swept_at = None;
+                state.inputs_pruning.swept_at = None;
                 let watermark = state.watermark.unwrap_or_default();
                 state.unexpected_source_ip.prune(&config.unexpected_source_ip, watermark);
                 state.repeated_failures.prune(&config.repeated_failures, watermark);
                 state.long_session.prune(&config.long_session, watermark);
+                let horizon = state.inputs_pruning.horizon.unwrap_or_default();
+                state.inputs_pruning.prune(&mut state.inputs, horizon);
             }
             proptest::prop_assert_eq!(lazy, eager);
         }

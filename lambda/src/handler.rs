@@ -975,7 +975,7 @@ mod tests {
     }
 
     fn inputs(repo: &Memory) -> Vec<String> {
-        repo.state().inputs.into_keys().collect()
+        repo.state().processed_inputs()
     }
 
     #[tokio::test]
@@ -1025,7 +1025,7 @@ mod tests {
         assert_eq!(published(&h), ["repeated_failures"], "no unreadable_input alert for a network fault");
         let stored = h.repo.stored.lock().ok().and_then(|s| s.clone()).map(|(b, _)| b).unwrap_or_default();
         let state = State::from_bytes(stored.clone()).map_err(|e| e.to_string());
-        let inputs: Vec<String> = state.map(|s| s.inputs.into_keys().collect()).unwrap_or_default();
+        let inputs: Vec<String> = state.map(|s| s.processed_inputs()).unwrap_or_default();
         assert_eq!(inputs, [format!("s3://trail/{good}")], "the broken object stays unprocessed for the retry");
     }
 
@@ -1176,7 +1176,7 @@ mod tests {
         let user = |name: &str| format!("arn:aws:iam::{ACCOUNT}:user/{name}");
         assert_eq!(principals(alerts(&h)), [user("alice"), user("carol")], "each once; nothing of bob's yet");
         let state = h.repo.state();
-        assert_eq!(state.inputs.keys().collect::<Vec<_>>(), [&format!("s3://trail/{a}"), &format!("s3://trail/{c}")]);
+        assert_eq!(state.processed_inputs(), [format!("s3://trail/{a}"), format!("s3://trail/{c}")]);
         assert!(!state.repeated_failures.by_principal.contains_key(&user("bob")), "b's applied chunk was not saved");
 
         // Lambda's retry, the connection fine this time.

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{secs, short_name, within, HistoryPruning, Timed, LATE_HISTORY_SECONDS};
+use super::{secs, short_name, within, HorizonPruning, Timed, LATE_HISTORY_SECONDS};
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::LongSessionConfig;
@@ -27,7 +27,7 @@ pub struct LongSessionState {
     #[serde(default, skip_serializing)]
     pub by_role: LazyMap<Vec<Grant>>,
     #[serde(default)]
-    pub pruning: HistoryPruning,
+    pub pruning: HorizonPruning,
 }
 
 /// A long session granted, saved as `[time, duration, event]`: roles that

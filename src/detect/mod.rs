@@ -32,58 +32,75 @@ pub trait Timed {
     fn time(&self) -> EpochSeconds;
 }
 
-/// Pruning of per-key histories (failures per principal, long grants per
-/// role) saved on lines of their own (see [`crate::state`]): a history is
-/// pruned when decoded, decoded ones after every input, and the stored
-/// rest in a daily sweep. Every history in use is then what pruning all
-/// of them after every input would have left.
+/// What a [`HorizonPruning`] map holds: forgotten piece by piece as its
+/// times fall behind a horizon.
+pub trait Expiring: Serialize + serde::de::DeserializeOwned + Clone {
+    /// Forgets what is older than `horizon`; false when nothing is left.
+    fn keep_from(&mut self, horizon: EpochSeconds) -> bool;
+    /// The first horizon at which [`Expiring::keep_from`] changes it.
+    fn due(&self) -> EpochSeconds;
+}
+
+impl<T: Timed + Serialize + serde::de::DeserializeOwned + Clone> Expiring for Vec<T> {
+    fn keep_from(&mut self, horizon: EpochSeconds) -> bool {
+        self.retain(|entry| entry.time() >= horizon);
+        !self.is_empty()
+    }
+
+    fn due(&self) -> EpochSeconds {
+        self.iter().map(Timed::time).min().map_or(EpochSeconds::MAX, |oldest| oldest.saturating_add(1))
+    }
+}
+
+/// A processed input's newest event time.
+impl Expiring for EpochSeconds {
+    fn keep_from(&mut self, horizon: EpochSeconds) -> bool {
+        *self >= horizon
+    }
+
+    fn due(&self) -> EpochSeconds {
+        self.saturating_add(1)
+    }
+}
+
+/// Pruning by event time of maps saved on lines of their own (failures
+/// per principal, long grants per role, processed inputs; see
+/// [`crate::state`]): an entry is pruned when decoded, decoded ones after
+/// every input, and the stored rest in a daily sweep. Every entry in use
+/// is then what pruning all of them after every input would have left.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryPruning {
+pub struct HorizonPruning {
     /// Horizon of the last prune: nothing older is kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub horizon: Option<EpochSeconds>,
-    /// Horizon of the last sweep over every stored history.
+    /// Horizon of the last sweep over every stored entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swept_at: Option<EpochSeconds>,
 }
 
-impl HistoryPruning {
-    /// The history for `key`, pruned to the last horizon if it was stored.
-    pub fn entry<'m, T: Timed + Serialize + serde::de::DeserializeOwned + Clone>(
-        &self,
-        histories: &'m mut LazyMap<Vec<T>>,
-        key: &str,
-    ) -> &'m mut Vec<T> {
+impl HorizonPruning {
+    /// The entry for `key`, pruned to the last horizon if it was stored.
+    pub fn entry<'m, V: Expiring + Default>(&self, map: &'m mut LazyMap<V>, key: &str) -> &'m mut V {
         let horizon = self.horizon;
-        histories.get_or_insert_decoded(key, |history| horizon.is_none_or(|h| keep_from(history, h)), Vec::new)
+        map.get_or_insert_decoded(key, |value| horizon.is_none_or(|h| value.keep_from(h)), V::default)
+    }
+
+    /// Whether `key` has an entry that the last prune kept.
+    pub fn contains<V: Expiring>(&self, map: &LazyMap<V>, key: &str) -> bool {
+        map.get(key).is_some_and(|value| self.horizon.is_none_or(|h| value.into_owned().keep_from(h)))
     }
 
     /// Forgets what is older than `horizon`.
-    pub fn prune<T: Timed + Serialize + serde::de::DeserializeOwned + Clone>(
-        &mut self,
-        histories: &mut LazyMap<Vec<T>>,
-        horizon: EpochSeconds,
-    ) {
+    pub fn prune<V: Expiring>(&mut self, map: &mut LazyMap<V>, horizon: EpochSeconds) {
         if self.swept_at.is_none_or(|at| horizon - at >= SWEEP_INTERVAL_SECONDS) {
-            // Due times are horizons (see `due`), so the sweep is given one.
-            histories.sweep(horizon, |history| keep_from(history, horizon));
+            // Due times are horizons (see `Expiring::due`), so the sweep is given one.
+            map.sweep(horizon, |value| value.keep_from(horizon));
             self.swept_at = Some(horizon);
         } else {
-            histories.retain_loaded(|_, history| keep_from(history, horizon));
+            map.retain_loaded(|_, value| value.keep_from(horizon));
         }
         self.horizon = Some(horizon);
     }
-
-    /// The first horizon that prunes `history`, for saving it.
-    pub fn due<T: Timed>(history: &[T]) -> EpochSeconds {
-        history.iter().map(Timed::time).min().map_or(EpochSeconds::MAX, |oldest| oldest.saturating_add(1))
-    }
-}
-
-/// Drops entries older than `horizon`; false when none is left.
-fn keep_from<T: Timed>(history: &mut Vec<T>, horizon: EpochSeconds) -> bool {
-    history.retain(|entry| entry.time() >= horizon);
-    !history.is_empty()
 }
 
 pub(crate) fn secs(value: u64) -> i64 {

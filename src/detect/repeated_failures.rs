@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{secs, short_name, HistoryPruning, Timed, LATE_HISTORY_SECONDS};
+use super::{secs, short_name, HorizonPruning, Timed, LATE_HISTORY_SECONDS};
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::RepeatedFailuresConfig;
@@ -22,7 +22,7 @@ pub struct FailureState {
     #[serde(default, skip_serializing)]
     pub by_principal: LazyMap<Vec<Failure>>,
     #[serde(default)]
-    pub pruning: HistoryPruning,
+    pub pruning: HorizonPruning,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -157,6 +157,27 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
         self.get_or_insert_with(key, |value| decoded.take().is_none_or(|refresh| refresh(value)), new)
     }
 
+    /// Sets the entry for `key`, stored or not.
+    pub fn insert(&mut self, key: &str, value: V) {
+        if !self.contains_key(key) {
+            self.len += 1;
+        }
+        self.loaded.insert(key.to_owned(), Some(value));
+    }
+
+    /// Removes the entry for `key`, if there is one.
+    pub fn remove(&mut self, key: &str) {
+        if self.contains_key(key) {
+            self.len = self.len.saturating_sub(1);
+        }
+        self.loaded.insert(key.to_owned(), None);
+    }
+
+    /// Every entry's key and value, decoded, in key order.
+    pub fn entries(&self) -> Vec<(String, V)> {
+        self.decoded().into_iter().collect()
+    }
+
     /// Whether there is an entry for `key`, without decoding it.
     pub fn contains_key(&self, key: &str) -> bool {
         match self.loaded.get(key) {

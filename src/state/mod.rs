@@ -46,7 +46,7 @@ use crate::cloudtrail::EpochSeconds;
 use crate::detect::long_session::LongSessionState;
 use crate::detect::repeated_failures::FailureState;
 use crate::detect::source_ip::SourceIpState;
-use crate::detect::HistoryPruning;
+use crate::detect::{Expiring, HorizonPruning};
 
 /// Bumped when the layout changes incompatibly.
 pub const STATE_FORMAT: u32 = 3;
@@ -57,6 +57,7 @@ const FORMAT_TWO_HISTORIES_IN_HEADER: u32 = 2;
 /// The names of the sections after the principals' lines, in saved order.
 const FAILURES_SECTION: &str = "repeated_failures";
 const GRANTS_SECTION: &str = "long_session";
+const INPUTS_SECTION: &str = "inputs";
 /// Changes on top of a base are saved as changes up to [`changes_limit`];
 /// past it the base is written again.
 const MIN_CHANGES_LIMIT_BYTES: usize = 256 * 1024;
@@ -79,9 +80,12 @@ pub struct State {
     #[serde(default)]
     pub watermark: Option<EpochSeconds>,
     /// Processed inputs (file digests, `s3://bucket/key`) and the newest
-    /// event time each held.
+    /// event time each held. Saved on lines of their own; read from here
+    /// only in state of formats 1 and 2.
+    #[serde(default, skip_serializing)]
+    pub inputs: LazyMap<EpochSeconds>,
     #[serde(default)]
-    pub inputs: BTreeMap<String, EpochSeconds>,
+    pub inputs_pruning: HorizonPruning,
     /// Event times at which each dedup key raised an alert.
     #[serde(default)]
     pub raised: BTreeMap<String, Vec<EpochSeconds>>,
@@ -102,7 +106,8 @@ impl Default for State {
         State {
             format: STATE_FORMAT,
             watermark: None,
-            inputs: BTreeMap::new(),
+            inputs: LazyMap::default(),
+            inputs_pruning: HorizonPruning::default(),
             raised: BTreeMap::new(),
             repeated_failures: FailureState::default(),
             unexpected_source_ip: SourceIpState::default(),
@@ -286,8 +291,9 @@ impl State {
         if !state.unexpected_source_ip.principals.is_empty() {
             return Err(corrupt("principals belong on lines of their own, not in the first line".to_owned()));
         }
-        let histories_in_header =
-            !state.repeated_failures.by_principal.is_empty() || !state.long_session.by_role.is_empty();
+        let histories_in_header = !state.repeated_failures.by_principal.is_empty()
+            || !state.long_session.by_role.is_empty()
+            || !state.inputs.is_empty();
         if state.format == STATE_FORMAT && histories_in_header {
             return Err(corrupt("histories belong on lines of their own, not in the first line".to_owned()));
         }
@@ -311,11 +317,18 @@ impl State {
             match name.as_str() {
                 FAILURES_SECTION => state.repeated_failures.by_principal = LazyMap::from_layers(None, lines, count),
                 GRANTS_SECTION => state.long_session.by_role = LazyMap::from_layers(None, lines, count),
+                INPUTS_SECTION => state.inputs = LazyMap::from_layers(None, lines, count),
                 _ => return Err(corrupt(format!("unknown section #{name}"))),
             }
         }
         state.format = STATE_FORMAT;
         Ok(state)
+    }
+
+    /// The inputs remembered as processed, in order.
+    pub fn processed_inputs(&self) -> Vec<String> {
+        let horizon = self.inputs_pruning.horizon.unwrap_or(EpochSeconds::MIN);
+        self.inputs.entries().into_iter().filter(|(_, newest)| *newest >= horizon).map(|(key, _)| key).collect()
     }
 
     /// Saves everything in one piece.
@@ -378,17 +391,23 @@ impl State {
         let failures = &self.repeated_failures.by_principal;
         if !failures.is_empty() {
             write_section_name(out, FAILURES_SECTION);
-            failures.write_delta_lines(out, &|history| HistoryPruning::due(history));
+            failures.write_delta_lines(out, &Expiring::due);
         }
         let grants = &self.long_session.by_role;
         if !grants.is_empty() {
             write_section_name(out, GRANTS_SECTION);
-            grants.write_delta_lines(out, &|history| HistoryPruning::due(history));
+            grants.write_delta_lines(out, &Expiring::due);
+        }
+        if !self.inputs.is_empty() {
+            write_section_name(out, INPUTS_SECTION);
+            self.inputs.write_delta_lines(out, &Expiring::due);
         }
     }
 
     fn sections_len_estimate(&self) -> usize {
-        self.repeated_failures.by_principal.changes_len_estimate() + self.long_session.by_role.changes_len_estimate()
+        self.repeated_failures.by_principal.changes_len_estimate()
+            + self.long_session.by_role.changes_len_estimate()
+            + self.inputs.changes_len_estimate()
     }
 
     fn write_header(&self, out: &mut Vec<u8>, base: Option<&str>) {
@@ -523,7 +542,7 @@ mod tests {
         let mut store = FileStateStore::new(dir.path().join("state.json"));
         assert_eq!(store.load().unwrap(), State::default());
         let mut state = State::default();
-        state.inputs.insert("x".into(), 5);
+        state.inputs.insert("x", 5);
         store.save(&state).unwrap();
         assert_eq!(store.load().unwrap(), state);
     }
@@ -603,7 +622,7 @@ mod tests {
     }
 
     #[test]
-    fn histories_untouched_by_an_input_are_saved_as_they_were_read() {
+    fn histories_and_inputs_untouched_by_an_input_are_saved_as_they_were_read() {
         let mut engine = crate::Engine::new(&crate::Config::default(), State::default());
         let failures: Vec<_> = (0..40)
             .map(|i| {
@@ -621,9 +640,10 @@ mod tests {
         let lines = |bytes: &[u8]| String::from_utf8_lossy(bytes).lines().map(str::to_owned).collect::<Vec<_>>();
         let (before, after) = (lines(&saved), lines(&again));
         let changed: Vec<_> = after.iter().filter(|line| !before.contains(line)).collect();
-        // The first line (watermark), u7's failures, and the closing checksum.
-        assert_eq!(changed.len(), 3, "{changed:#?}");
+        // The first line (watermark), u7's failures, the new input, and the closing checksum.
+        assert_eq!(changed.len(), 4, "{changed:#?}");
         assert!(changed[1].starts_with("\"arn:aws:iam::111122223333:user/u7\"\t"), "{changed:#?}");
+        assert!(changed[2].starts_with("\"g\"\t"), "{changed:#?}");
         assert_eq!(State::from_bytes(again).unwrap(), state);
     }
 

@@ -69,7 +69,7 @@ async fn concurrent_invocations_lose_no_update_and_raise_a_split_burst_once() {
 
     // No update lost: every invocation's object is recorded.
     let state = fx.state(prefix).await.expect("state saved");
-    let recorded: BTreeSet<String> = state.inputs.keys().cloned().collect();
+    let recorded: BTreeSet<String> = state.processed_inputs().into_iter().collect();
     let want: BTreeSet<String> = keys.iter().map(|k| format!("s3://{TRAIL_BUCKET}/{k}")).collect();
     assert_eq!(recorded, want);
 
@@ -110,7 +110,7 @@ async fn with_the_lease_a_burst_larger_than_the_threshold_split_across_invocatio
     assert_eq!(delivered.len(), 1, "one page for the burst: {delivered:?}");
     assert_eq!(delivered[0].alert["detector"], "repeated_failures");
     let state = fx.state(prefix).await.expect("state saved");
-    assert_eq!(state.inputs.len(), keys.len(), "no update lost");
+    assert_eq!(state.processed_inputs().len(), keys.len(), "no update lost");
     // The lease is left free for the next invocation.
     let lease = fx.s3.get_object().bucket(STATE_BUCKET).key(format!("{prefix}{ACCOUNT}.lease")).send().await;
     let body = match lease {

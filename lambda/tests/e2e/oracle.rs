@@ -34,7 +34,7 @@ pub fn expected_run(keys: &[&str]) -> (Vec<Alert>, Vec<String>) {
             alerts.extend(raised);
         }
     }
-    (alerts, engine.into_state().inputs.into_keys().collect())
+    (alerts, engine.into_state().processed_inputs())
 }
 
 /// Each expected alert arrived once, with its subject, attributes and body.

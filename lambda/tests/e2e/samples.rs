@@ -79,7 +79,7 @@ async fn every_sample_event_delivers_the_engines_alerts() {
         assert_delivered(&delivered, &alerts);
 
         let state = fx.state(&prefix).await;
-        let inputs: Vec<String> = state.map(|s| s.inputs.into_keys().collect()).unwrap_or_default();
+        let inputs: Vec<String> = state.map(|s| s.processed_inputs()).unwrap_or_default();
         assert_eq!(inputs, want_inputs, "{}: inputs recorded in state", case.event);
         assert!(
             case.objects

@@ -109,7 +109,7 @@ pub fn distinct(delivered: &[Delivered]) -> (BTreeSet<Signature>, usize) {
 
 /// The input ids recorded in an account's saved state.
 pub async fn recorded_inputs(fx: &Fixture, prefix: &str, account: &str) -> BTreeSet<String> {
-    fx.state_of(prefix, account).await.map(|state| state.inputs.into_keys().collect()).unwrap_or_default()
+    fx.state_of(prefix, account).await.map(|state| state.processed_inputs().into_iter().collect()).unwrap_or_default()
 }
 
 /// The target directory (`CARGO_TARGET_DIR` or the workspace's `target/`).
