@@ -217,7 +217,7 @@ impl SourceIpState {
     }
 
     /// Prunes a baseline when it is next used, and all of them once per
-    /// [`SWEEP_INTERVAL_SECONDS`]: pruning every baseline after every input
+    /// `SWEEP_INTERVAL_SECONDS`: pruning every baseline after every input
     /// would cost as much as the input with many principals. Pruning is
     /// monotone in the watermark (pruning at an older one first changes
     /// nothing), so a baseline pruned late ends as if pruned every time.

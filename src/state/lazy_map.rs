@@ -45,6 +45,11 @@ impl Lines {
         self.range.len()
     }
 
+    /// How many lines there are.
+    pub(crate) fn count(&self) -> usize {
+        memchr::memchr_iter(b'\n', self.as_slice()).count()
+    }
+
     /// The line holding `key`, if there is one.
     fn find(&self, key: &str) -> Option<&[u8]> {
         let lines = self.as_slice();
@@ -302,10 +307,12 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
         self.base.len_bytes() + self.delta.len_bytes() + self.loaded_len_estimate()
     }
 
-    /// The decoded entries at the stored entries' mean line length, 512 at least.
+    /// The decoded entries at the stored entries' mean line length, from 512
+    /// bytes to 8 KiB: the count comes from saved state, and a wrong one must
+    /// not ask for a buffer the size of everything times everything.
     fn loaded_len_estimate(&self) -> usize {
         let per_line = (self.base.len_bytes() + self.delta.len_bytes()) / self.len.max(1);
-        self.loaded.len() * per_line.max(512)
+        self.loaded.len().saturating_mul(per_line.clamp(512, 8 * 1024))
     }
 
     fn find_stored(&self, key: &str) -> Option<V> {

@@ -8,27 +8,31 @@
 //! Saved state (format 3) is lines of text:
 //!
 //! ```text
-//! {"format":3,"watermark":…,"inputs":{…},…}          everything small, one JSON document
+//! {"format":3,"watermark":…,"entries":{…},…}          everything small, one JSON document
 //! "arn:aws:sts::…:assumed-role/…"\t<due>\t{…}         one line per known principal, sorted
-//! #repeated_failures                                 then, after a line naming them,
-//! "arn:aws:iam::…:user/…"\t<due>\t[{"t":…,"id":…}]    failures per principal, sorted
+//! #repeated_failures                                 then, each after a line naming it,
+//! "arn:aws:iam::…:user/…"\t<due>\t[{"t":…,"id":…}]    failures per principal, sorted,
 //! #long_session
-//! "arn:aws:iam::…:role/…"\t<due>\t[[…],…]             and long grants per role, sorted
+//! "arn:aws:iam::…:role/…"\t<due>\t[[…],…]             long grants per role, sorted,
+//! #inputs
+//! "s3://…"\t<due>\t<time>                             and processed inputs, sorted
 //! {"principals":N,"xxh3":"…"}                         count and checksum of all that precedes
 //! ```
 //!
 //! Principals are most of an account's state and an invocation touches few of
 //! them, so their lines are decoded only when used and copied as they are on
-//! save (see [`lazy_map`]). Failure and grant histories are kept the same
-//! way: an invocation decodes the few it touches. Formats 1 (one JSON
-//! document) and 2 (histories in the first line) are still read.
+//! save (see [`lazy_map`]). Failure and grant histories and processed
+//! inputs are kept the same way: an invocation decodes the few it touches.
+//! Formats 1 (one JSON document) and 2 (histories and inputs in the first
+//! line) are still read.
 //!
-//! Saved in two parts ([`State::to_parts`], for the Lambda), most principals
-//! live in a [`StateBase`] of the same shape, rewritten rarely and shared by
-//! many saves; the state itself then carries `"base":"<its checksum>"` in
-//! its first line and, on its lines, only what changed since that base (a
-//! `null` marks a principal forgotten since). An invocation then reads and
-//! writes the changes, not every principal the account knows.
+//! Saved in two parts ([`State::to_parts`], for the Lambda), the principals
+//! and sections live in a [`StateBase`] of the same shape, rewritten rarely
+//! and shared by many saves; the state itself then carries `"base":"<its
+//! checksum>"` and each section's entry count in its first line and, on its
+//! lines, only what changed since that base (a `null` marks an entry
+//! forgotten since). An invocation then reads and writes the changes, not
+//! everything the account's state holds.
 
 mod lazy_map;
 
@@ -69,8 +73,10 @@ fn changes_limit(base_bytes: usize) -> usize {
     let mean = ((base_bytes as f64) * 65_536.0).sqrt() as usize;
     mean.max(MIN_CHANGES_LIMIT_BYTES)
 }
-/// The first line of a [`StateBase`].
-const BASE_HEADER: &[u8] = br#"{"rolewatch_state_base":2}"#;
+/// The first line of a [`StateBase`]: with the histories and inputs too.
+const BASE_HEADER: &[u8] = br#"{"rolewatch_state_base":3}"#;
+/// The first line of a base of principals only, as format 2 wrote them.
+const BASE_HEADER_PRINCIPALS_ONLY: &[u8] = br#"{"rolewatch_state_base":2}"#;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +105,20 @@ pub struct State {
     /// held by the principals themselves.
     #[serde(default, skip_serializing)]
     base: Option<String>,
+    /// How many entries each section holds, base and changes together;
+    /// read, then held by the maps themselves.
+    #[serde(default, skip_serializing)]
+    entries: Option<SectionEntries>,
+}
+
+/// The entry counts of the sections, in the first line: with a base below
+/// them, a section's lines alone do not say how many entries it holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SectionEntries {
+    repeated_failures: usize,
+    long_session: usize,
+    inputs: usize,
 }
 
 impl Default for State {
@@ -113,6 +133,7 @@ impl Default for State {
             unexpected_source_ip: SourceIpState::default(),
             long_session: LongSessionState::default(),
             base: None,
+            entries: None,
         }
     }
 }
@@ -139,13 +160,15 @@ struct Trailer {
     xxh3: String,
 }
 
-/// Most of an account's principals, saved apart from the state that
-/// builds on them (see the module notes). Immutable: it is named by its
+/// Most of an account's principals, histories and inputs, saved apart from
+/// the state that builds on them (see the module notes). Immutable: it is named by its
 /// checksum, so a copy kept in memory never goes stale.
 #[derive(Clone)]
 pub struct StateBase {
     bytes: Arc<Vec<u8>>,
     lines: Lines,
+    /// Each section's lines, by name, and how many there are.
+    sections: Vec<(String, Lines, usize)>,
     principals: usize,
     digest: String,
 }
@@ -162,16 +185,29 @@ impl StateBase {
         let bytes = bytes.into();
         let corrupt = |reason: String| StateError::Corrupt { origin: "base".to_owned(), reason };
         let header_end = memchr::memchr(b'\n', &bytes).unwrap_or(bytes.len());
-        if &bytes[..header_end] != BASE_HEADER {
+        let header = &bytes[..header_end];
+        if header != BASE_HEADER && header != BASE_HEADER_PRINCIPALS_ONLY {
             return Err(corrupt("not a rolewatch state base".to_owned()));
         }
         let (lines, trailer) = checked_lines(&bytes, header_end).map_err(corrupt)?;
-        Ok(StateBase {
-            lines: Lines::new(Arc::clone(&bytes), lines),
-            bytes,
-            principals: trailer.principals,
-            digest: trailer.xxh3,
-        })
+        StateBase::over(bytes, lines, trailer.principals, trailer.xxh3).map_err(corrupt)
+    }
+
+    /// A base over `lines` of checked `bytes`.
+    fn over(
+        bytes: Arc<Vec<u8>>,
+        lines: std::ops::Range<usize>,
+        principals: usize,
+        digest: String,
+    ) -> Result<StateBase, String> {
+        let found = Sections::find(&bytes, lines)?;
+        let sections = found.named.into_iter().map(|(name, range)| base_section(&bytes, name, range)).collect();
+        Ok(StateBase { lines: Lines::new(Arc::clone(&bytes), found.principals), sections, bytes, principals, digest })
+    }
+
+    /// The lines of section `name` and their count; none when it has none.
+    fn section(&self, name: &str) -> (Lines, usize) {
+        self.sections.iter().find(|(n, _, _)| n == name).map(|(_, lines, n)| (lines.clone(), *n)).unwrap_or_default()
     }
 
     /// Its checksum, which names it.
@@ -238,8 +274,49 @@ struct Header<'a> {
     /// First, so [`State::base_of`] finds it without parsing the rest.
     #[serde(skip_serializing_if = "Option::is_none")]
     base: Option<&'a str>,
+    entries: SectionEntries,
     #[serde(flatten)]
     state: &'a State,
+}
+
+/// Which of a map's lines a save writes.
+#[derive(Clone, Copy)]
+enum Layers {
+    /// Every entry: one piece, or a new base.
+    All,
+    /// What changed since the base.
+    Changes,
+}
+
+/// A map saved as a section, whatever its entries hold.
+trait Section {
+    fn write_all(&self, out: &mut Vec<u8>);
+    fn write_changes(&self, out: &mut Vec<u8>);
+    fn changes_len_estimate(&self) -> usize;
+    fn encoded_len_estimate(&self) -> usize;
+    fn base_len_bytes(&self) -> usize;
+}
+
+impl<V: Expiring> Section for LazyMap<V> {
+    fn write_all(&self, out: &mut Vec<u8>) {
+        self.write_all_lines(out, &Expiring::due);
+    }
+
+    fn write_changes(&self, out: &mut Vec<u8>) {
+        self.write_delta_lines(out, &Expiring::due);
+    }
+
+    fn changes_len_estimate(&self) -> usize {
+        LazyMap::changes_len_estimate(self)
+    }
+
+    fn encoded_len_estimate(&self) -> usize {
+        LazyMap::encoded_len_estimate(self)
+    }
+
+    fn base_len_bytes(&self) -> usize {
+        LazyMap::base_len_bytes(self)
+    }
 }
 
 impl State {
@@ -304,22 +381,59 @@ impl State {
         }
         let base = match (state.base.take(), base) {
             (None, _) => None,
-            (Some(named), Some(base)) if named == base.digest => Some((base.lines.clone(), named)),
+            (Some(named), Some(base)) if named == base.digest => Some(base),
             (Some(named), _) => {
                 return Err(corrupt(format!("it builds on state base {named}, which was not found")));
             }
         };
-        state.unexpected_source_ip.principals =
-            LazyMap::from_layers(base, Lines::new(Arc::clone(&bytes), sections.principals), trailer.principals);
+        let layer = |lines: Lines| base.map(|b| (lines, b.digest.clone()));
+        state.unexpected_source_ip.principals = LazyMap::from_layers(
+            layer(base.map(|b| b.lines.clone()).unwrap_or_default()),
+            Lines::new(Arc::clone(&bytes), sections.principals),
+            trailer.principals,
+        );
+        let mut changes: BTreeMap<String, Lines> = BTreeMap::new();
         for (name, range) in sections.named {
-            let count = memchr::memchr_iter(b'\n', &bytes[range.clone()]).count();
-            let lines = Lines::new(Arc::clone(&bytes), range);
-            match name.as_str() {
-                FAILURES_SECTION => state.repeated_failures.by_principal = LazyMap::from_layers(None, lines, count),
-                GRANTS_SECTION => state.long_session.by_role = LazyMap::from_layers(None, lines, count),
-                INPUTS_SECTION => state.inputs = LazyMap::from_layers(None, lines, count),
-                _ => return Err(corrupt(format!("unknown section #{name}"))),
+            if ![FAILURES_SECTION, GRANTS_SECTION, INPUTS_SECTION].contains(&name.as_str()) {
+                return Err(corrupt(format!("unknown section #{name}")));
             }
+            changes.insert(name, Lines::new(Arc::clone(&bytes), range));
+        }
+        if base.is_some_and(|b| !b.sections.is_empty()) && state.entries.is_none() {
+            return Err(corrupt(
+                "its sections build on a base, but it does not say how many entries they hold".to_owned(),
+            ));
+        }
+        let entries = state.entries.take();
+        // A section holds one entry per line of its own, and each line of
+        // its changes adds or removes at most one of the base's.
+        let count = |lines: &Lines, under: usize, named: Option<usize>| {
+            let own = lines.count();
+            match named {
+                None if under == 0 => Ok(own),
+                Some(n) if under == 0 && n == own => Ok(n),
+                Some(n) if under > 0 && n <= under + own && n + own >= under => Ok(n),
+                _ => {
+                    Err(corrupt(format!("a section's entry count {named:?} does not fit its {own} lines over {under}")))
+                }
+            }
+        };
+        let mut section = |name: &str| {
+            let lines = changes.remove(name).unwrap_or_default();
+            let (below, under) = base.map(|b| b.section(name)).unwrap_or_default();
+            (lines, layer(below), under)
+        };
+        // Format 2 has no sections: its histories and inputs came in the first line.
+        if state.format == STATE_FORMAT {
+            let (lines, below, under) = section(FAILURES_SECTION);
+            let n = count(&lines, under, entries.map(|e| e.repeated_failures))?;
+            state.repeated_failures.by_principal = LazyMap::from_layers(below, lines, n);
+            let (lines, below, under) = section(GRANTS_SECTION);
+            let n = count(&lines, under, entries.map(|e| e.long_session))?;
+            state.long_session.by_role = LazyMap::from_layers(below, lines, n);
+            let (lines, below, under) = section(INPUTS_SECTION);
+            let n = count(&lines, under, entries.map(|e| e.inputs))?;
+            state.inputs = LazyMap::from_layers(below, lines, n);
         }
         state.format = STATE_FORMAT;
         Ok(state)
@@ -334,33 +448,37 @@ impl State {
     /// Saves everything in one piece.
     pub fn to_bytes(&self) -> Vec<u8> {
         let principals = &self.unexpected_source_ip.principals;
-        let mut out = Vec::with_capacity(principals.encoded_len_estimate() + self.sections_len_estimate() + 64 * 1024);
+        let estimate: usize = self.sections().iter().map(|(_, s)| s.encoded_len_estimate()).sum();
+        let mut out = Vec::with_capacity(principals.encoded_len_estimate() + estimate + 64 * 1024);
         self.write_header(&mut out, None);
         principals.write_all_lines(&mut out, &self.unexpected_source_ip.due());
-        self.write_sections(&mut out);
+        self.write_sections(&mut out, Layers::All);
         close(&mut out, principals.len());
         out
     }
 
-    /// Saves the changes since the base the principals were loaded with, or
+    /// Saves the changes since the base the state was loaded with, or
     /// everything into a new base once the changes outgrow their limit.
     pub fn to_parts(&self) -> SavedState {
-        self.to_parts_within(changes_limit(self.unexpected_source_ip.principals.base_len_bytes()))
+        let base_bytes = self.unexpected_source_ip.principals.base_len_bytes()
+            + self.sections().iter().map(|(_, s)| s.base_len_bytes()).sum::<usize>();
+        self.to_parts_within(changes_limit(base_bytes))
     }
 
     /// [`State::to_parts`] with the changes limited to `limit` bytes.
     pub(crate) fn to_parts_within(&self, limit: usize) -> SavedState {
         let principals = &self.unexpected_source_ip.principals;
         let due = self.unexpected_source_ip.due();
+        let changes = principals.changes_len_estimate()
+            + self.sections().iter().map(|(_, s)| s.changes_len_estimate()).sum::<usize>();
         // Far past the limit a new base is due anyway: skip writing the changes.
-        if principals.changes_len_estimate() <= limit.saturating_mul(4) {
-            let mut out =
-                Vec::with_capacity(principals.changes_len_estimate() + self.sections_len_estimate() + 64 * 1024);
+        if changes <= limit.saturating_mul(4) {
+            let mut out = Vec::with_capacity(changes + 64 * 1024);
             self.write_header(&mut out, principals.base_digest());
             let lines_start = out.len();
             principals.write_delta_lines(&mut out, &due);
+            self.write_sections(&mut out, Layers::Changes);
             if out.len() - lines_start <= limit {
-                self.write_sections(&mut out);
                 close(&mut out, principals.len());
                 let base = principals.base_digest().map(str::to_owned);
                 return SavedState { state: out, base, new_base: None };
@@ -368,53 +486,76 @@ impl State {
             // Freed before the base is built: the two would double the peak.
             drop(out);
         }
-        let mut bytes = Vec::with_capacity(principals.encoded_len_estimate() + 1024);
+        let estimate: usize = self.sections().iter().map(|(_, s)| s.encoded_len_estimate()).sum();
+        let mut bytes = Vec::with_capacity(principals.encoded_len_estimate() + estimate + 1024);
         bytes.extend_from_slice(BASE_HEADER);
         bytes.push(b'\n');
         let start = bytes.len();
         principals.write_all_lines(&mut bytes, &due);
         let end = bytes.len();
+        let sections = self.write_sections(&mut bytes, Layers::All);
         let digest = close(&mut bytes, principals.len());
         let bytes = Arc::new(bytes);
-        let lines = Lines::new(Arc::clone(&bytes), start..end);
-        let base = StateBase { bytes, lines, principals: principals.len(), digest: digest.clone() };
-        let mut out = Vec::with_capacity(64 * 1024 + self.sections_len_estimate());
+        let base = StateBase {
+            lines: Lines::new(Arc::clone(&bytes), start..end),
+            sections: sections.into_iter().map(|(name, range)| base_section(&bytes, name.to_owned(), range)).collect(),
+            bytes,
+            principals: principals.len(),
+            digest: digest.clone(),
+        };
+        let mut out = Vec::with_capacity(64 * 1024);
         self.write_header(&mut out, Some(&digest));
-        self.write_sections(&mut out);
         close(&mut out, principals.len());
         SavedState { state: out, base: Some(digest), new_base: Some(base) }
     }
 
-    /// The histories, each after a line naming it; none when empty. They
-    /// are never in a base: the state part carries them whole.
-    fn write_sections(&self, out: &mut Vec<u8>) {
-        let failures = &self.repeated_failures.by_principal;
-        if !failures.is_empty() {
-            write_section_name(out, FAILURES_SECTION);
-            failures.write_delta_lines(out, &Expiring::due);
-        }
-        let grants = &self.long_session.by_role;
-        if !grants.is_empty() {
-            write_section_name(out, GRANTS_SECTION);
-            grants.write_delta_lines(out, &Expiring::due);
-        }
-        if !self.inputs.is_empty() {
-            write_section_name(out, INPUTS_SECTION);
-            self.inputs.write_delta_lines(out, &Expiring::due);
-        }
+    /// The maps saved as sections after the principals, with their names.
+    fn sections(&self) -> [(&'static str, &dyn Section); 3] {
+        [
+            (FAILURES_SECTION, &self.repeated_failures.by_principal),
+            (GRANTS_SECTION, &self.long_session.by_role),
+            (INPUTS_SECTION, &self.inputs),
+        ]
     }
 
-    fn sections_len_estimate(&self) -> usize {
-        self.repeated_failures.by_principal.changes_len_estimate()
-            + self.long_session.by_role.changes_len_estimate()
-            + self.inputs.changes_len_estimate()
+    /// Each section with lines to write, after a line naming it; returns
+    /// where each one's lines are.
+    fn write_sections(&self, out: &mut Vec<u8>, layers: Layers) -> Vec<(&'static str, std::ops::Range<usize>)> {
+        let mut written = Vec::new();
+        for (name, section) in self.sections() {
+            let named_at = out.len();
+            write_section_name(out, name);
+            let lines_at = out.len();
+            match layers {
+                Layers::All => section.write_all(out),
+                Layers::Changes => section.write_changes(out),
+            }
+            if out.len() == lines_at {
+                out.truncate(named_at);
+            } else {
+                written.push((name, lines_at..out.len()));
+            }
+        }
+        written
     }
 
     fn write_header(&self, out: &mut Vec<u8>, base: Option<&str>) {
         // Maps with string keys and plain numbers always serialise.
-        let _ = serde_json::to_writer(&mut *out, &Header { state: self, base });
+        let entries = SectionEntries {
+            repeated_failures: self.repeated_failures.by_principal.len(),
+            long_session: self.long_session.by_role.len(),
+            inputs: self.inputs.len(),
+        };
+        let _ = serde_json::to_writer(&mut *out, &Header { state: self, base, entries });
         out.push(b'\n');
     }
+}
+
+/// A base's section: its lines, counted once as the base is read.
+fn base_section(bytes: &Arc<Vec<u8>>, name: String, range: std::ops::Range<usize>) -> (String, Lines, usize) {
+    let lines = Lines::new(Arc::clone(bytes), range);
+    let count = lines.count();
+    (name, lines, count)
 }
 
 fn write_section_name(out: &mut Vec<u8>, name: &str) {
@@ -684,6 +825,71 @@ mod tests {
         assert_eq!(again.unexpected_source_ip.principals.len(), 3_001);
         assert_eq!(again, changed);
         assert_eq!(State::from_bytes(again.to_bytes()).unwrap(), changed, "and in one piece for a file");
+    }
+
+    #[test]
+    fn in_two_parts_histories_and_inputs_live_in_the_base_and_the_state_carries_their_changes() {
+        let mut engine = crate::Engine::new(&crate::Config::default(), state_with_principals(3_000));
+        let failures: Vec<_> = (0..300)
+            .map(|i| {
+                crate::detect::tests::failure(&format!("arn:aws:iam::111122223333:user/u{i}"), &format!("x{i}"), 1_500)
+            })
+            .collect();
+        engine.apply("failures", &failures);
+        let state = engine.into_state();
+        let first = state.to_parts();
+        let base = first.new_base.expect("a base is written");
+        let base_text = String::from_utf8_lossy(base.as_bytes()).into_owned();
+        assert!(base_text.contains("\n#repeated_failures\n") && base_text.contains("\n#inputs\n"));
+        assert!(!String::from_utf8_lossy(&first.state).contains('#'), "the state part holds no section");
+        let loaded = State::from_parts(first.state, &base).unwrap();
+        assert_eq!(loaded, state);
+
+        let mut engine = crate::Engine::new(&crate::Config::default(), loaded);
+        engine.apply("next", &[crate::detect::tests::failure("arn:aws:iam::111122223333:user/u9", "y", 1_600)]);
+        let changed = engine.into_state();
+        let second = changed.to_parts();
+        assert!(second.new_base.is_none());
+        let text = String::from_utf8_lossy(&second.state).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1..lines.len() - 1],
+            ["#repeated_failures", lines[2], "#inputs", "\"next\"\t1601\t1600"],
+            "{text}"
+        );
+        assert!(lines[2].starts_with("\"arn:aws:iam::111122223333:user/u9\"\t"), "{text}");
+        let again = State::from_parts(second.state, &base).unwrap();
+        assert_eq!(again.repeated_failures.by_principal.len(), 300);
+        assert_eq!(again, changed);
+    }
+
+    #[test]
+    fn a_base_of_principals_only_from_format_two_is_still_read() {
+        let mut state = state_with_principals(3_000);
+        state.inputs = LazyMap::default();
+        let saved = state.to_parts();
+        let base = saved.new_base.unwrap();
+        let mut old = BASE_HEADER_PRINCIPALS_ONLY.to_vec();
+        let body = &base.as_bytes()[BASE_HEADER.len()..];
+        old.extend_from_slice(
+            &body[..body.len() - memchr::memrchr(b'\n', &body[..body.len() - 1]).map_or(0, |i| body.len() - 1 - i)],
+        );
+        let digest = close(&mut old, 3_000);
+        let old = StateBase::from_bytes(old).unwrap();
+        let part = String::from_utf8(saved.state).unwrap().replace(base.digest(), &digest);
+        let mut part = part.lines().next().unwrap().as_bytes().to_vec();
+        part.push(b'\n');
+        close(&mut part, 3_000);
+        assert_eq!(State::from_parts(part, &old).unwrap(), state);
+    }
+
+    #[test]
+    fn a_section_count_that_does_not_fit_its_lines_is_refused() {
+        let mut bytes = br#"{"format":3,"entries":{"repeated_failures":0,"long_session":0,"inputs":0}}"#.to_vec();
+        bytes.extend_from_slice(b"\n#inputs\n\"a\"\t6\t5\n\"b\"\t6\t5\n");
+        close(&mut bytes, 0);
+        let err = State::from_bytes(bytes).unwrap_err().to_string();
+        assert!(err.contains("entry count"), "{err}");
     }
 
     #[test]
