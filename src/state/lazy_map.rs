@@ -155,11 +155,8 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
         decoded: impl FnOnce(&mut V) -> bool,
         new: impl FnOnce() -> V,
     ) -> &mut V {
-        let mut decoded = Some(decoded);
-        if self.loaded.contains_key(key) {
-            decoded = None;
-        }
-        self.get_or_insert_with(key, |value| decoded.take().is_none_or(|refresh| refresh(value)), new)
+        let in_memory = self.loaded.contains_key(key);
+        self.get_or_insert_with(key, |value| in_memory || decoded(value), new)
     }
 
     /// Sets the entry for `key`, stored or not.
