@@ -133,7 +133,9 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
         let stored = (!self.loaded.contains_key(key)).then(|| self.find_stored(key));
         let slot = self.loaded.entry(key.to_owned()).or_insert(None);
         match stored {
-            Some(Some(value)) => *slot = Some(value),
+            Some(Some(Some(value))) => *slot = Some(value),
+            // Replaced by a new one below: the count stays.
+            Some(Some(None)) => {}
             Some(None) => self.len += 1,
             None if slot.is_none() => self.len += 1,
             None => {}
@@ -195,7 +197,7 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
     pub fn get(&self, key: &str) -> Option<Cow<'_, V>> {
         match self.loaded.get(key) {
             Some(slot) => slot.as_ref().map(Cow::Borrowed),
-            None => self.find_stored(key).map(Cow::Owned),
+            None => self.find_stored(key).flatten().map(Cow::Owned),
         }
     }
 
@@ -312,11 +314,18 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
         self.loaded.len().saturating_mul(per_line.clamp(512, 8 * 1024))
     }
 
-    fn find_stored(&self, key: &str) -> Option<V> {
-        match self.delta.find(key) {
-            Some(line) => decode_line::<V>(line)?.1,
-            None => decode_line::<V>(self.base.find(key)?)?.1,
+    /// The stored entry for `key`: `None` when there is none, `Some(None)`
+    /// when its line does not decode (only a hand-edited state has one; it
+    /// counts as an entry, which a new one replaces).
+    fn find_stored(&self, key: &str) -> Option<Option<V>> {
+        let line = match self.delta.find(key) {
+            Some(line) => line,
+            None => self.base.find(key)?,
+        };
+        if line_holds_removal(line) {
+            return None;
         }
+        Some(decode_line::<V>(line).and_then(|(_, value)| value))
     }
 
     /// Every entry decoded, for comparisons.

@@ -892,6 +892,71 @@ mod tests {
         assert!(err.contains("entry count"), "{err}");
     }
 
+    /// State holding some of everything: principals, failures, a long
+    /// grant, inputs, alert times.
+    fn state_with_everything() -> State {
+        use crate::detect::tests::{failure, long, success};
+        let mut engine = crate::Engine::new(&crate::Config::default(), State::default());
+        let mut events: Vec<_> = (0..40).map(|i| success(&format!("u{i}"), &format!("s{i}"), 1_000 + i)).collect();
+        events.extend((0..6).map(|i| failure("mallory", &format!("f{i}"), 2_000 + i)));
+        events.push(long("etl", "l1", 3_000, 43_200));
+        engine.apply("first", &events);
+        engine.apply("second", &[success("u1", "s-again", 4_000)]);
+        engine.into_state()
+    }
+
+    /// Replaces the closing line so that edited bytes pass the checksum.
+    fn resealed(mut bytes: Vec<u8>) -> Vec<u8> {
+        let body = bytes.len().saturating_sub(1);
+        let cut = memchr::memrchr(b'\n', &bytes[..body]).map_or(0, |i| i + 1);
+        let principals = serde_json::from_slice::<Trailer>(&bytes[cut..]).map_or(0, |t| t.principals);
+        bytes.truncate(cut);
+        close(&mut bytes, principals);
+        bytes
+    }
+
+    proptest::proptest! {
+        /// Saved state is our own output, but it comes back from a file or
+        /// an S3 object: edited in any byte, checksum and all, it is refused
+        /// or read, never a panic, and what is read is used and saved again.
+        #[test]
+        fn edited_state_with_a_good_checksum_is_refused_or_read_never_a_panic(
+            at in 0.0f64..1.0,
+            byte in proptest::prelude::any::<u8>(),
+            two_parts in proptest::prelude::any::<bool>(),
+        ) {
+            let state = state_with_everything();
+            let (bytes, base) = if two_parts {
+                let saved = state.to_parts_within(0);
+                (saved.state, saved.new_base)
+            } else {
+                (state.to_bytes(), None)
+            };
+            // Edit the base when there is one, the state otherwise.
+            let target = base.as_ref().map_or(bytes.clone(), |b| b.as_bytes().to_vec());
+            let mut edited = target.clone();
+            let i = ((edited.len() - 1) as f64 * at) as usize;
+            edited[i] = byte;
+            let edited = resealed(edited);
+            let loaded = match &base {
+                None => State::from_bytes(edited),
+                Some(_) => match StateBase::from_bytes(edited) {
+                    Ok(base) => State::from_parts(bytes.clone(), &base),
+                    Err(err) => Err(err),
+                },
+            };
+            if let Ok(state) = loaded {
+                let mut engine = crate::Engine::new(&crate::Config::default(), state);
+                let failure = crate::detect::tests::failure("mallory", "again", 5_000);
+                engine.apply("third", &[failure, crate::detect::tests::success("u2", "s2-again", 5_000)]);
+                let state = engine.into_state();
+                let again = State::from_bytes(state.to_bytes());
+                proptest::prop_assert!(again.is_ok(), "saved state does not read back: {:?}", again.err());
+                let _ = state.to_parts();
+            }
+        }
+    }
+
     #[test]
     fn two_part_state_without_its_base_is_refused_naming_the_base() {
         let saved = state_with_principals(3_000).to_parts();
