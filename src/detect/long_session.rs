@@ -136,9 +136,13 @@ impl LongSessionState {
         let grant = Grant { time: event.event_time, duration_seconds: duration, event: this_event };
         if let Err(at) = grants.binary_search(&grant) {
             grants.insert(at, grant);
+            // Only a hand-edited state holds more; thinning is quadratic in the worst case.
+            if grants.len() > 2 * MAX_GRANTS_PER_ROLE {
+                grants.drain(..grants.len() - 2 * MAX_GRANTS_PER_ROLE);
+            }
             thin_redundant(grants, habitual);
             if grants.len() > MAX_GRANTS_PER_ROLE {
-                grants.remove(0);
+                grants.drain(..grants.len() - MAX_GRANTS_PER_ROLE);
             }
         }
         (!routine).then_some(LongFinding { duration_seconds: duration })
@@ -165,21 +169,24 @@ impl LongSessionState {
 /// grants under one event id (a forged or broken log): thinning can add
 /// an alert, never lose one, as it only ever drops witnesses.
 fn thin_redundant(grants: &mut Vec<Grant>, habitual: i64) {
-    let mut i = 0;
-    while i < grants.len() {
-        if is_redundant(grants, i, habitual) {
-            grants.remove(i);
-        } else {
-            i += 1;
+    // One pass: grants before `kept` stay, those from `next` on are still to
+    // be judged, each against the grants kept so far and those after it.
+    let mut kept = 0;
+    for next in 0..grants.len() {
+        let (before, rest) = grants.split_at(next);
+        if !is_redundant(&before[..kept], &rest[0], &rest[1..], habitual) {
+            grants.swap(kept, next);
+            kept += 1;
         }
     }
+    grants.truncate(kept);
 }
 
-/// Whether `grants[at]` has the two witnesses [`thin_redundant`] needs.
-/// `grants` is sorted by time; only grants within `habitual` are looked at.
-fn is_redundant(grants: &[Grant], at: usize, habitual: i64) -> bool {
-    let grant = &grants[at];
-    let Some(before) = grants[..at]
+/// Whether `grant` has the two witnesses [`thin_redundant`] needs among
+/// the grants `before` and `after` it (sorted by time); only grants within
+/// `habitual` are looked at.
+fn is_redundant(before: &[Grant], grant: &Grant, after: &[Grant], habitual: i64) -> bool {
+    let Some(earlier) = before
         .iter()
         .rev()
         .take_while(|g| within(g.time, grant.time, habitual))
@@ -187,9 +194,9 @@ fn is_redundant(grants: &[Grant], at: usize, habitual: i64) -> bool {
     else {
         return false;
     };
-    grants[at + 1..]
+    after
         .iter()
-        .take_while(|g| within(g.time, before.time, habitual))
+        .take_while(|g| within(g.time, earlier.time, habitual))
         .any(|g| g.duration_seconds >= grant.duration_seconds)
 }
 
@@ -303,6 +310,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_edited_state_with_a_huge_grant_list_is_cut_to_the_cap_first() {
+        let c = LongSessionConfig::default();
+        let mut s = LongSessionState::default();
+        // Ever longer grants: none is redundant, so thinning alone keeps all.
+        let grants: Vec<Grant> =
+            (0..100_000).map(|n| Grant { time: n, duration_seconds: 3_601 + n as u64, event: n as u64 }).collect();
+        s.by_role.insert("arn:aws:iam::111122223333:role/r", grants);
+        assert!(s.observe(&c, &long("r", "new", 200_000, 500_000)).is_some());
+        let kept = s.by_role.get("arn:aws:iam::111122223333:role/r").map_or(0, |g| g.len());
+        assert_eq!(kept, MAX_GRANTS_PER_ROLE);
     }
 
     #[test]

@@ -104,6 +104,31 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
         LazyMap { base, base_digest, delta, loaded: BTreeMap::new(), len }
     }
 
+    /// [`LazyMap::from_layers`] with the entries counted from the lines
+    /// when no count is given.
+    pub(crate) fn from_layers_counted(base: Option<(Lines, String)>, delta: Lines, len: Option<usize>) -> Self {
+        let mut map = LazyMap::from_layers(base, delta, len.unwrap_or_default());
+        if len.is_none() {
+            map.len = map.count_stored();
+        }
+        map
+    }
+
+    /// The stored entries, counted from their lines: the base's, plus each
+    /// line of the delta that adds a key, less each removal of a base's key.
+    fn count_stored(&self) -> usize {
+        let mut count = self.base.count();
+        for line in self.delta.iter() {
+            let Some(key) = line_key(line) else { continue };
+            match (line_holds_removal(line), self.base.find(&key).is_some()) {
+                (true, true) => count = count.saturating_sub(1),
+                (false, false) => count += 1,
+                _ => {}
+            }
+        }
+        count
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
