@@ -154,7 +154,8 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
         refresh: impl FnOnce(&mut V) -> bool,
         new: impl FnOnce() -> V,
     ) -> &mut V {
-        // `None`: decoded already; `Some(None)`: not stored either.
+        // `None`: decoded already; `Some(None)`: not stored either;
+        // `Some(Some(None))`: stored on a line that does not decode.
         let stored = (!self.loaded.contains_key(key)).then(|| self.find_stored(key));
         let slot = self.loaded.entry(key.to_owned()).or_insert(None);
         match stored {
