@@ -68,7 +68,7 @@ pub enum Problem {
     #[error("{path}: {error}")]
     Record { path: PathBuf, error: RecordError },
     #[error("{path}: {more} more bad records not shown")]
-    MoreRecords { path: PathBuf, more: usize },
+    MoreRecords { path: PathBuf, more: u64 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,15 +192,13 @@ pub fn replay_files(
         apply_chunk(read.events);
         summary.records += read.records;
         summary.role_assumptions += read.role_assumptions;
-        summary.bad_records += read.bad_records.len() as u64;
+        summary.bad_records += read.bad_record_count;
         for error in read.bad_records.iter().take(MAX_RECORD_PROBLEMS_SHOWN) {
             on_problem(Problem::Record { path: path.clone(), error: error.clone() });
         }
-        if read.bad_records.len() > MAX_RECORD_PROBLEMS_SHOWN {
-            on_problem(Problem::MoreRecords {
-                path: path.clone(),
-                more: read.bad_records.len() - MAX_RECORD_PROBLEMS_SHOWN,
-            });
+        let shown = read.bad_records.len().min(MAX_RECORD_PROBLEMS_SHOWN) as u64;
+        if read.bad_record_count > shown {
+            on_problem(Problem::MoreRecords { path: path.clone(), more: read.bad_record_count - shown });
         }
         match failure {
             // What was read before the failure still counts, but the file is

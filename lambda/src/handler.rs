@@ -627,14 +627,14 @@ fn log_read(object: &ObjectRef, account: &str, streamed: &Streamed, elapsed: Dur
         Streamed::Applied { outcome: Outcome::Read(input) | Outcome::Unreadable { partial: input, .. }, .. } => {
             summary.records += input.records;
             summary.role_assumptions += input.role_assumptions;
-            summary.bad_records += input.bad_records.len() as u64;
+            summary.bad_records += input.bad_record_count;
             if let Streamed::Applied { outcome: Outcome::Unreadable { reason, .. }, .. } = streamed {
                 error!(%bucket, %key, %account, records = input.records,
                     role_assumptions = input.role_assumptions, duration_ms, error = %reason,
                     "object cannot be read; what was read before the failure is applied");
             } else {
                 info!(%bucket, %key, %account, records = input.records,
-                    role_assumptions = input.role_assumptions, bad_records = input.bad_records.len(),
+                    role_assumptions = input.role_assumptions, bad_records = input.bad_record_count,
                     duration_ms, "object read");
             }
             for problem in input.bad_records.iter().take(5) {

@@ -74,9 +74,25 @@ pub struct InputEvents {
     pub events: Vec<AssumeRoleEvent>,
     /// Records seen: every element of the `Records` array.
     pub records: u64,
+    /// The first [`MAX_BAD_RECORDS_KEPT`] records skipped, and why.
     pub bad_records: Vec<RecordError>,
+    /// Every record skipped: a file of nothing but bad records must not
+    /// hold them all in memory.
+    pub bad_record_count: u64,
     /// Role assumptions read, including any already handed to a chunk sink.
     pub role_assumptions: u64,
+}
+
+/// Skipped records kept with their reasons, per input; the rest are counted.
+pub const MAX_BAD_RECORDS_KEPT: usize = 100;
+
+impl InputEvents {
+    fn skip(&mut self, bad: RecordError) {
+        self.bad_record_count += 1;
+        if self.bad_records.len() < MAX_BAD_RECORDS_KEPT {
+            self.bad_records.push(bad);
+        }
+    }
 }
 
 /// An input that failed part-way; what was read before the failure is kept
@@ -632,12 +648,12 @@ impl<'s, R: Read> Scanner<'s, R> {
             };
             out.records += 1;
             if dropped {
-                out.bad_records.push(RecordError {
+                out.skip(RecordError {
                     index,
                     error: RecordProblem::TooLarge { limit_bytes: limits.max_record_bytes },
                 });
             } else if first != b'{' {
-                out.bad_records.push(RecordError { index, error: RecordProblem::NotAnObject });
+                out.skip(RecordError { index, error: RecordProblem::NotAnObject });
             } else {
                 let record = &self.buf[range];
                 // Most records are not STS; a substring test skips them unparsed.
@@ -653,7 +669,7 @@ impl<'s, R: Read> Scanner<'s, R> {
                             }
                         }
                         Ok(Classified::Other) => {}
-                        Err(error) => out.bad_records.push(RecordError { index, error: error.into() }),
+                        Err(error) => out.skip(RecordError { index, error: error.into() }),
                     }
                 }
             }
@@ -765,6 +781,17 @@ mod tests {
         let limits = InputLimits { max_decompressed_bytes: 10_000, ..InputLimits::default() };
         let err = read_input(&gzip(big.as_bytes())[..], &limits).unwrap_err();
         assert!(matches!(err.error, ReadError::TooLarge { limit_bytes: 10_000 }), "{err}");
+    }
+
+    #[test]
+    fn a_file_of_nothing_but_bad_records_counts_them_all_and_keeps_a_few() {
+        // Gzip shrinks 200,000 of these to a few kB: kept whole, their
+        // problems would fill a small Lambda's memory.
+        let text = format!(r#"{{"Records":[{},{OK}]}}"#, vec!["1"; 200_000].join(","));
+        let got = read_input(&gzip(text.as_bytes())[..], &InputLimits::default()).unwrap();
+        assert_eq!((got.records, got.bad_record_count, got.events.len()), (200_001, 200_000, 1));
+        assert_eq!(got.bad_records.len(), MAX_BAD_RECORDS_KEPT);
+        assert_eq!(got.bad_records.last().map(|b| b.index), Some(MAX_BAD_RECORDS_KEPT as u64 - 1));
     }
 
     #[test]

@@ -265,6 +265,22 @@ fn very_long_strings_are_read_or_skipped_and_never_echoed_whole() {
 }
 
 #[test]
+fn a_file_of_nothing_but_bad_records_is_counted_in_full_and_shown_in_part() {
+    // Written here rather than kept in the corpus: 200,000 records of `1`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all-bad.json");
+    std::fs::write(&path, format!(r#"{{"Records":[{}]}}"#, vec!["1"; 200_000].join(","))).unwrap();
+    let path = path.display().to_string();
+    let run = replay(&[&path, &data(GOOD)]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.summary("bad records"), 200_000, "{}", run.stderr);
+    assert_eq!(run.summary("alerts"), good_alone().summary("alerts"), "the good file is still read");
+    let lines = run.problems(&path);
+    assert_eq!(lines.len(), 11, "ten records shown, then a count:\n{}", run.stderr);
+    assert_eq!(lines[10], "199990 more bad records not shown");
+}
+
+#[test]
 fn deep_nesting_does_not_overflow_the_stack() {
     // 10000 levels inside an EC2 record (0), inside STS records (1, 2: extra
     // fields, read past), and as a bare array instead of a record (3).
