@@ -21,7 +21,7 @@
 //!
 //! Principals are most of an account's state and an invocation touches few of
 //! them, so their lines are decoded only when used and copied as they are on
-//! save (see [`lazy_map`]). Failure and grant histories and processed
+//! save (see `lazy_map`). Failure and grant histories and processed
 //! inputs are kept the same way: an invocation decodes the few it touches.
 //! Formats 1 (one JSON document) and 2 (histories and inputs in the first
 //! line) are still read.
