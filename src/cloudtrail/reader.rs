@@ -74,7 +74,7 @@ pub struct InputEvents {
     pub events: Vec<AssumeRoleEvent>,
     /// Records seen: every element of the `Records` array.
     pub records: u64,
-    /// The first [`MAX_BAD_RECORDS_KEPT`] records skipped, and why.
+    /// The first `MAX_BAD_RECORDS_KEPT` records skipped, and why.
     pub bad_records: Vec<RecordError>,
     /// Every record skipped: a file of nothing but bad records must not
     /// hold them all in memory.
