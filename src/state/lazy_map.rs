@@ -212,10 +212,7 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
     pub fn contains_key(&self, key: &str) -> bool {
         match self.loaded.get(key) {
             Some(slot) => slot.is_some(),
-            None => match self.delta.find(key) {
-                Some(line) => !line_holds_removal(line),
-                None => self.base.find(key).is_some(),
-            },
+            None => self.stored_line(key).is_some(),
         }
     }
 
@@ -344,14 +341,18 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
     /// when its line does not decode (only a hand-edited state has one; it
     /// counts as an entry, which a new one replaces).
     fn find_stored(&self, key: &str) -> Option<Option<V>> {
+        let line = self.stored_line(key)?;
+        Some(decode_line::<V>(line).and_then(|(_, value)| value))
+    }
+
+    /// The stored line holding `key`'s entry: the delta's over the base's,
+    /// none when the delta marks it removed.
+    fn stored_line(&self, key: &str) -> Option<&[u8]> {
         let line = match self.delta.find(key) {
             Some(line) => line,
             None => self.base.find(key)?,
         };
-        if line_holds_removal(line) {
-            return None;
-        }
-        Some(decode_line::<V>(line).and_then(|(_, value)| value))
+        (!line_holds_removal(line)).then_some(line)
     }
 
     /// Every entry decoded, for comparisons.
