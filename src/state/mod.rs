@@ -386,9 +386,8 @@ impl State {
                 return Err(corrupt(format!("it builds on state base {named}, which was not found")));
             }
         };
-        let layer = |lines: Lines| base.map(|b| (lines, b.digest.clone()));
         state.unexpected_source_ip.principals = LazyMap::from_layers(
-            layer(base.map(|b| b.lines.clone()).unwrap_or_default()),
+            base.map(|b| (b.lines.clone(), b.digest.clone())),
             Lines::new(Arc::clone(&bytes), sections.principals),
             trailer.principals,
         );
@@ -400,30 +399,13 @@ impl State {
             changes.insert(name, Lines::new(Arc::clone(&bytes), range));
         }
         let entries = state.entries.take();
-        // A section holds one entry per line of its own, and each line of
-        // its changes adds or removes at most one of the base's. A count that
-        // cannot be right (hand-edited, then resealed) is counted again from
-        // the lines, never trusted and never a reason to refuse the state.
-        let fits = |lines: &Lines, under: usize, named: Option<usize>| {
-            let own = lines.count();
-            named.filter(|&n| if under == 0 { n == own } else { n <= under + own && n + own >= under })
-        };
-        let mut section = |name: &str| {
-            let lines = changes.remove(name).unwrap_or_default();
-            let (below, under) = base.map(|b| b.section(name)).unwrap_or_default();
-            (lines, layer(below), under)
-        };
         // Format 2 has no sections: its histories and inputs came in the first line.
         if state.format == STATE_FORMAT {
-            let (lines, below, under) = section(FAILURES_SECTION);
-            let n = fits(&lines, under, entries.map(|e| e.repeated_failures));
-            state.repeated_failures.by_principal = LazyMap::from_layers_counted(below, lines, n);
-            let (lines, below, under) = section(GRANTS_SECTION);
-            let n = fits(&lines, under, entries.map(|e| e.long_session));
-            state.long_session.by_role = LazyMap::from_layers_counted(below, lines, n);
-            let (lines, below, under) = section(INPUTS_SECTION);
-            let n = fits(&lines, under, entries.map(|e| e.inputs));
-            state.inputs = LazyMap::from_layers_counted(below, lines, n);
+            state.repeated_failures.by_principal =
+                section_map(&mut changes, base, FAILURES_SECTION, entries.map(|e| e.repeated_failures));
+            state.long_session.by_role =
+                section_map(&mut changes, base, GRANTS_SECTION, entries.map(|e| e.long_session));
+            state.inputs = section_map(&mut changes, base, INPUTS_SECTION, entries.map(|e| e.inputs));
         }
         state.format = STATE_FORMAT;
         Ok(state)
@@ -438,7 +420,7 @@ impl State {
     /// Saves everything in one piece.
     pub fn to_bytes(&self) -> Vec<u8> {
         let principals = &self.unexpected_source_ip.principals;
-        let estimate: usize = self.sections().iter().map(|(_, s)| s.encoded_len_estimate()).sum();
+        let estimate = self.sections_bytes(|s| s.encoded_len_estimate());
         let mut out = Vec::with_capacity(principals.encoded_len_estimate() + estimate + 64 * 1024);
         self.write_header(&mut out, None);
         principals.write_all_lines(&mut out, &self.unexpected_source_ip.due());
@@ -450,8 +432,8 @@ impl State {
     /// Saves the changes since the base the state was loaded with, or
     /// everything into a new base once the changes outgrow their limit.
     pub fn to_parts(&self) -> SavedState {
-        let base_bytes = self.unexpected_source_ip.principals.base_len_bytes()
-            + self.sections().iter().map(|(_, s)| s.base_len_bytes()).sum::<usize>();
+        let base_bytes =
+            self.unexpected_source_ip.principals.base_len_bytes() + self.sections_bytes(|s| s.base_len_bytes());
         self.to_parts_within(changes_limit(base_bytes))
     }
 
@@ -459,8 +441,7 @@ impl State {
     pub(crate) fn to_parts_within(&self, limit: usize) -> SavedState {
         let principals = &self.unexpected_source_ip.principals;
         let due = self.unexpected_source_ip.due();
-        let changes = principals.changes_len_estimate()
-            + self.sections().iter().map(|(_, s)| s.changes_len_estimate()).sum::<usize>();
+        let changes = principals.changes_len_estimate() + self.sections_bytes(|s| s.changes_len_estimate());
         // Far past the limit a new base is due anyway: skip writing the changes.
         if changes <= limit.saturating_mul(4) {
             let mut out = Vec::with_capacity(changes + 64 * 1024);
@@ -476,7 +457,7 @@ impl State {
             // Freed before the base is built: the two would double the peak.
             drop(out);
         }
-        let estimate: usize = self.sections().iter().map(|(_, s)| s.encoded_len_estimate()).sum();
+        let estimate = self.sections_bytes(|s| s.encoded_len_estimate());
         let mut bytes = Vec::with_capacity(principals.encoded_len_estimate() + estimate + 1024);
         bytes.extend_from_slice(BASE_HEADER);
         bytes.push(b'\n');
@@ -506,6 +487,11 @@ impl State {
             (GRANTS_SECTION, &self.long_session.by_role),
             (INPUTS_SECTION, &self.inputs),
         ]
+    }
+
+    /// `measure` summed over the sections.
+    fn sections_bytes(&self, measure: impl Fn(&dyn Section) -> usize) -> usize {
+        self.sections().into_iter().map(|(_, section)| measure(section)).sum()
     }
 
     /// Each section with lines to write, after a line naming it; returns
@@ -539,6 +525,24 @@ impl State {
         let _ = serde_json::to_writer(&mut *out, &Header { state: self, base, entries });
         out.push(b'\n');
     }
+}
+
+/// Section `name` of a state: its lines in `changes` over the base's,
+/// holding `named` entries. A section holds one entry per line of its own, and each line of
+/// its changes adds or removes at most one of the base's: a count that
+/// cannot be right (hand-edited, then resealed) is counted again from the
+/// lines, never trusted and never a reason to refuse the state.
+fn section_map<V: Serialize + serde::de::DeserializeOwned + Clone>(
+    changes: &mut BTreeMap<String, Lines>,
+    base: Option<&StateBase>,
+    name: &str,
+    named: Option<usize>,
+) -> LazyMap<V> {
+    let lines = changes.remove(name).unwrap_or_default();
+    let (below, under) = base.map(|b| b.section(name)).unwrap_or_default();
+    let own = lines.count();
+    let fits = named.filter(|&n| if under == 0 { n == own } else { n <= under + own && n + own >= under });
+    LazyMap::from_layers_counted(base.map(|b| (below, b.digest.clone())), lines, fits)
 }
 
 /// A base's section: its lines, counted once as the base is read.
