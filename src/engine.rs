@@ -479,6 +479,14 @@ mod tests {
         files
     }
 
+    /// Makes the next prune of everything a sweep over every entry.
+    fn forget_sweeps(state: &mut State) {
+        state.unexpected_source_ip.swept_at = None;
+        state.repeated_failures.pruning.swept_at = None;
+        state.long_session.pruning.swept_at = None;
+        state.inputs_pruning.swept_at = None;
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(6))]
         /// Pruning every baseline and history after every input (eager, the
@@ -499,10 +507,7 @@ mod tests {
                 let id = format!("file-{n}");
                 // No sweep done yet, as far as the eager engine knows: it sweeps after every input.
                 let mut state = eager.into_state();
-                state.unexpected_source_ip.swept_at = None;
-                state.repeated_failures.pruning.swept_at = None;
-                state.long_session.pruning.swept_at = None;
-                state.inputs_pruning.swept_at = None;
+                forget_sweeps(&mut state);
                 eager = Engine::new(&config, state);
                 let expected = alerts(eager.apply(&id, events));
                 raised += expected.len();
@@ -534,10 +539,7 @@ mod tests {
             let mut eager = eager.into_state();
             // Sweep both, so entries pruned late and entries pruned every time compare.
             for state in [&mut lazy, &mut eager] {
-                state.unexpected_source_ip.swept_at = None;
-                state.repeated_failures.pruning.swept_at = None;
-                state.long_session.pruning.swept_at = None;
-                state.inputs_pruning.swept_at = None;
+                forget_sweeps(state);
                 let watermark = state.watermark.unwrap_or_default();
                 state.unexpected_source_ip.prune(&config.unexpected_source_ip, watermark);
                 state.repeated_failures.prune(&config.repeated_failures, watermark);

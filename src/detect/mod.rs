@@ -87,7 +87,13 @@ impl HorizonPruning {
 
     /// Whether `key` has an entry that the last prune kept.
     pub fn contains<V: Expiring>(&self, map: &LazyMap<V>, key: &str) -> bool {
-        map.get(key).is_some_and(|value| self.horizon.is_none_or(|h| value.into_owned().keep_from(h)))
+        map.get(key).is_some_and(|value| self.keeps(&*value))
+    }
+
+    /// Whether the last prune kept `value`: a stored entry may not have
+    /// been swept yet.
+    pub fn keeps<V: Expiring>(&self, value: &V) -> bool {
+        self.horizon.is_none_or(|h| value.clone().keep_from(h))
     }
 
     /// Forgets what is older than `horizon`.

@@ -413,8 +413,8 @@ impl State {
 
     /// The inputs remembered as processed, in order.
     pub fn processed_inputs(&self) -> Vec<String> {
-        let horizon = self.inputs_pruning.horizon.unwrap_or(EpochSeconds::MIN);
-        self.inputs.entries().into_iter().filter(|(_, newest)| *newest >= horizon).map(|(key, _)| key).collect()
+        let remembered = |(key, newest): (String, EpochSeconds)| self.inputs_pruning.keeps(&newest).then_some(key);
+        self.inputs.entries().into_iter().filter_map(remembered).collect()
     }
 
     /// Saves everything in one piece.
