@@ -191,22 +191,29 @@ rows = [
 for name, b, s, cpu, rss in rows:
     rss_text = f"{rss:.1f} MB" if rss is not None else "-"
     print(f"{name:<52} {b / 1e6:>8.1f} {s:>7.2f} {mbps(b, s):>7.0f} {cpu:>7.2f} {rss_text:>9}")
-lam_b, lam_s, lam_cpu = int(lam_b), max(float(lam_s), 0.01), float(lam_cpu)
-lam_before_mb, lam_peak_mb = int(lam_before_kb) / 1024, int(lam_peak_kb) / 1024
-print(f"\nLambda handler, one object from moto_server ({int(lam_records):,} records, {int(lam_events):,} role"
-      f" assumptions), median wall / max RSS of {lam_runs} runs:")
-print(f"{'lambda.json.gz via S3 GetObject -> SNS -> S3 state':<52} {lam_b / 1e6:>8.1f} {lam_s:>7.2f}"
-      f" {mbps(lam_b, lam_s):>7.0f} {lam_cpu:>7.2f} {lam_peak_mb:>6.1f} MB")
-print(f"  process RSS before the invocation (runtime + SDK clients): {lam_before_mb:.1f} MB;"
-      f" the invocation added {lam_peak_mb - lam_before_mb:.1f} MB")
-sts_b, sts_s, sts_cpu = int(sts_b), max(float(sts_s), 0.01), float(sts_cpu)
-sts_before_mb, sts_peak_mb = int(sts_before_kb) / 1024, int(sts_peak_kb) / 1024
-print(f"Lambda handler, an object of role assumptions ({int(sts_records):,} records, {int(sts_events):,} role"
-      f" assumptions):")
-print(f"{'lambda-sts.json.gz, the same path':<52} {sts_b / 1e6:>8.1f} {sts_s:>7.2f}"
-      f" {mbps(sts_b, sts_s):>7.0f} {sts_cpu:>7.2f} {sts_peak_mb:>6.1f} MB")
-print(f"  process RSS before the invocation: {sts_before_mb:.1f} MB; the invocation added"
-      f" {sts_peak_mb - sts_before_mb:.1f} MB")
+
+
+def lambda_run(title, name, before_label, b, s, cpu, before_kb, peak_kb):
+    """Prints one Lambda handler run; returns its JSON bytes and peak RSS in MB."""
+    b, s, cpu = int(b), max(float(s), 0.01), float(cpu)
+    before_mb, peak_mb = int(before_kb) / 1024, int(peak_kb) / 1024
+    print(title)
+    print(f"{name:<52} {b / 1e6:>8.1f} {s:>7.2f} {mbps(b, s):>7.0f} {cpu:>7.2f} {peak_mb:>6.1f} MB")
+    print(f"  process RSS before the invocation{before_label}: {before_mb:.1f} MB; the invocation added"
+          f" {peak_mb - before_mb:.1f} MB")
+    return b, peak_mb
+
+
+lam_b, lam_peak_mb = lambda_run(
+    f"\nLambda handler, one object from moto_server ({int(lam_records):,} records, {int(lam_events):,} role"
+    f" assumptions), median wall / max RSS of {lam_runs} runs:",
+    "lambda.json.gz via S3 GetObject -> SNS -> S3 state", " (runtime + SDK clients)",
+    lam_b, lam_s, lam_cpu, lam_before_kb, lam_peak_kb)
+_, sts_peak_mb = lambda_run(
+    f"Lambda handler, an object of role assumptions ({int(sts_records):,} records, {int(sts_events):,} role"
+    f" assumptions):",
+    "lambda-sts.json.gz, the same path", "",
+    sts_b, sts_s, sts_cpu, sts_before_kb, sts_peak_kb)
 print(f"\nstate with {principals} known principals (cargo bench --bench state):")
 print(f"  one piece (the CLI's --state file): {int(whole_b) / 1e6:.1f} MB, load {whole_load_ms:.1f} ms,"
       f" save {whole_save_ms:.1f} ms")
