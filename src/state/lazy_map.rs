@@ -25,20 +25,28 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::base_buffer::SharedBytes;
+
 /// Sorted lines inside a shared buffer.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Lines {
-    bytes: Arc<Vec<u8>>,
+    bytes: SharedBytes,
     range: Range<usize>,
 }
 
+impl Default for Lines {
+    fn default() -> Self {
+        Lines { bytes: Arc::new(Vec::new()), range: 0..0 }
+    }
+}
+
 impl Lines {
-    pub(crate) fn new(bytes: Arc<Vec<u8>>, range: Range<usize>) -> Lines {
+    pub(crate) fn new(bytes: SharedBytes, range: Range<usize>) -> Lines {
         Lines { bytes, range }
     }
 
     fn as_slice(&self) -> &[u8] {
-        self.bytes.get(self.range.clone()).unwrap_or_default()
+        (*self.bytes).as_ref().get(self.range.clone()).unwrap_or_default()
     }
 
     pub(crate) fn len_bytes(&self) -> usize {

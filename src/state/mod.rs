@@ -34,6 +34,7 @@
 //! forgotten since). An invocation then reads and writes the changes, not
 //! everything the account's state holds.
 
+mod base_buffer;
 mod lazy_map;
 
 use std::collections::BTreeMap;
@@ -41,6 +42,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use base_buffer::BaseBuffer;
+pub use base_buffer::SharedBytes;
 pub use lazy_map::LazyMap;
 use lazy_map::Lines;
 
@@ -165,7 +168,7 @@ struct Trailer {
 /// checksum, so a copy kept in memory never goes stale.
 #[derive(Clone)]
 pub struct StateBase {
-    bytes: Arc<Vec<u8>>,
+    bytes: SharedBytes,
     lines: Lines,
     /// Each section's lines, by name, and how many there are.
     sections: Vec<(String, Lines, usize)>,
@@ -181,26 +184,26 @@ impl std::fmt::Debug for StateBase {
 
 impl StateBase {
     /// Reads and checks a saved base.
-    pub fn from_bytes(bytes: impl Into<Arc<Vec<u8>>>) -> Result<StateBase, StateError> {
-        let bytes = bytes.into();
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<StateBase, StateError> {
+        let bytes = BaseBuffer::shared(bytes);
         let corrupt = |reason: String| StateError::Corrupt { origin: "base".to_owned(), reason };
-        let header_end = memchr::memchr(b'\n', &bytes).unwrap_or(bytes.len());
-        let header = &bytes[..header_end];
-        if header != BASE_HEADER && header != BASE_HEADER_PRINCIPALS_ONLY {
+        let raw = (*bytes).as_ref();
+        let header_end = memchr::memchr(b'\n', raw).unwrap_or(raw.len());
+        if raw[..header_end] != *BASE_HEADER && raw[..header_end] != *BASE_HEADER_PRINCIPALS_ONLY {
             return Err(corrupt("not a rolewatch state base".to_owned()));
         }
-        let (lines, trailer) = checked_lines(&bytes, header_end).map_err(corrupt)?;
+        let (lines, trailer) = checked_lines(raw, header_end).map_err(corrupt)?;
         StateBase::over(bytes, lines, trailer.principals, trailer.xxh3).map_err(corrupt)
     }
 
     /// A base over `lines` of checked `bytes`.
     fn over(
-        bytes: Arc<Vec<u8>>,
+        bytes: SharedBytes,
         lines: std::ops::Range<usize>,
         principals: usize,
         digest: String,
     ) -> Result<StateBase, String> {
-        let found = Sections::find(&bytes, lines)?;
+        let found = Sections::find((*bytes).as_ref(), lines)?;
         let sections = found.named.into_iter().map(|(name, range)| base_section(&bytes, name, range)).collect();
         Ok(StateBase { lines: Lines::new(Arc::clone(&bytes), found.principals), sections, bytes, principals, digest })
     }
@@ -217,11 +220,11 @@ impl StateBase {
 
     /// The saved bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        (*self.bytes).as_ref()
     }
 
     /// The saved bytes, shared rather than copied (to hand to a request).
-    pub fn shared_bytes(&self) -> Arc<Vec<u8>> {
+    pub fn shared_bytes(&self) -> SharedBytes {
         Arc::clone(&self.bytes)
     }
 }
@@ -388,7 +391,7 @@ impl State {
         };
         state.unexpected_source_ip.principals = LazyMap::from_layers(
             base.map(|b| (b.lines.clone(), b.digest.clone())),
-            Lines::new(Arc::clone(&bytes), sections.principals),
+            Lines::new(Arc::clone(&bytes) as SharedBytes, sections.principals),
             trailer.principals,
         );
         let mut changes: BTreeMap<String, Lines> = BTreeMap::new();
@@ -396,7 +399,7 @@ impl State {
             if ![FAILURES_SECTION, GRANTS_SECTION, INPUTS_SECTION].contains(&name.as_str()) {
                 return Err(corrupt(format!("unknown section #{name}")));
             }
-            changes.insert(name, Lines::new(Arc::clone(&bytes), range));
+            changes.insert(name, Lines::new(Arc::clone(&bytes) as SharedBytes, range));
         }
         let entries = state.entries.take();
         // Format 2 has no sections: its histories and inputs came in the first line.
@@ -458,7 +461,7 @@ impl State {
             drop(out);
         }
         let estimate = self.sections_bytes(|s| s.encoded_len_estimate());
-        let mut bytes = Vec::with_capacity(principals.encoded_len_estimate() + estimate + 1024);
+        let mut bytes = base_buffer::take(principals.encoded_len_estimate() + estimate + 1024);
         bytes.extend_from_slice(BASE_HEADER);
         bytes.push(b'\n');
         let start = bytes.len();
@@ -466,7 +469,7 @@ impl State {
         let end = bytes.len();
         let sections = self.write_sections(&mut bytes, Layers::All);
         let digest = close(&mut bytes, principals.len());
-        let bytes = Arc::new(bytes);
+        let bytes = BaseBuffer::shared(bytes);
         let base = StateBase {
             lines: Lines::new(Arc::clone(&bytes), start..end),
             sections: sections.into_iter().map(|(name, range)| base_section(&bytes, name.to_owned(), range)).collect(),
@@ -546,7 +549,7 @@ fn section_map<V: Serialize + serde::de::DeserializeOwned + Clone>(
 }
 
 /// A base's section: its lines, counted once as the base is read.
-fn base_section(bytes: &Arc<Vec<u8>>, name: String, range: std::ops::Range<usize>) -> (String, Lines, usize) {
+fn base_section(bytes: &SharedBytes, name: String, range: std::ops::Range<usize>) -> (String, Lines, usize) {
     let lines = Lines::new(Arc::clone(bytes), range);
     let count = lines.count();
     (name, lines, count)

@@ -60,11 +60,11 @@ pub struct S3StateRepo {
 
 /// A base's bytes as a request body without copying them: a base can be
 /// tens of MB, and the function's memory is small.
-struct SharedBytes(Arc<Vec<u8>>);
+struct BaseBody(rolewatch::state::SharedBytes);
 
-impl AsRef<[u8]> for SharedBytes {
+impl AsRef<[u8]> for BaseBody {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        (*self.0).as_ref()
     }
 }
 
@@ -306,7 +306,7 @@ impl StateRepo for S3StateRepo {
                 .bucket(&self.bucket)
                 .key(&base_key)
                 .content_type("text/plain")
-                .body(ByteStream::from(bytes::Bytes::from_owner(SharedBytes(base.shared_bytes()))))
+                .body(ByteStream::from(bytes::Bytes::from_owner(BaseBody(base.shared_bytes()))))
                 .send()
                 .await
                 .map_err(|err| self.error("save", &base_key, super::describe(&err)))?;
@@ -400,7 +400,7 @@ impl StateRepo for S3StateRepo {
                     .put_object()
                     .bucket(&self.bucket)
                     .key(&base_key)
-                    .body(ByteStream::from(bytes::Bytes::from_owner(SharedBytes(base.shared_bytes()))))
+                    .body(ByteStream::from(bytes::Bytes::from_owner(BaseBody(base.shared_bytes()))))
                     .send()
                     .await
                     .map_err(|err| self.error("quarantine", &base_key, super::describe(&err)))?;
