@@ -67,7 +67,15 @@ impl Lines {
     }
 
     fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.as_slice().split_inclusive(|&b| b == b'\n')
+        // memchr, not a byte-by-byte split: a daily sweep walks a whole base.
+        let lines = self.as_slice();
+        let mut start = 0;
+        std::iter::from_fn(move || {
+            let end = line_end(lines, start)?;
+            let line = &lines[start..end];
+            start = end;
+            Some(line)
+        })
     }
 }
 
