@@ -69,7 +69,10 @@ impl PartialEq for Baseline {
 
 impl Eq for Baseline {}
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Saved as an array, `["203.0.113.0/24",first,last]` with the unjudged use
+/// fourth when there is one (see the `Serialize` below); read from an
+/// object too, as state before it was saved.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Sighting {
     #[serde(rename = "net")]
     pub network: String,
@@ -82,8 +85,9 @@ pub struct Sighting {
     pub unjudged: Option<Occurrence>,
 }
 
-/// The parts of a role assumption an alert quotes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The parts of a role assumption an alert quotes. Saved as an array in
+/// field order, `role_arn` `null` when absent; read from an object too.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Occurrence {
     #[serde(rename = "id")]
     pub event_id: String,
@@ -96,6 +100,31 @@ pub struct Occurrence {
     pub event_name: String,
     #[serde(rename = "acct")]
     pub account_id: String,
+}
+
+/// A roaming principal keeps dozens of sightings and every invocation that
+/// uses it writes them all again: as objects, the field names were a third
+/// of their bytes and most of the time it took to write them. Positional,
+/// in the order the derived `Deserialize` reads a sequence.
+impl Serialize for Sighting {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut fields = serializer.serialize_tuple(3 + usize::from(self.unjudged.is_some()))?;
+        fields.serialize_element(&self.network)?;
+        fields.serialize_element(&self.first)?;
+        fields.serialize_element(&self.last)?;
+        if let Some(unjudged) = &self.unjudged {
+            fields.serialize_element(unjudged)?;
+        }
+        fields.end()
+    }
+}
+
+impl Serialize for Occurrence {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (&self.event_id, self.event_time, &self.ip, &self.role_arn, &self.event_name, &self.account_id)
+            .serialize(serializer)
+    }
 }
 
 impl Occurrence {
@@ -392,6 +421,39 @@ mod tests {
     use crate::detect::tests::from_ip;
 
     const DAY: i64 = 86_400;
+
+    #[test]
+    fn sightings_are_saved_as_arrays_and_read_back_in_either_shape() {
+        let unjudged = Occurrence {
+            event_id: "e1".to_owned(),
+            event_time: 7,
+            ip: "203.0.113.9".to_owned(),
+            role_arn: None,
+            event_name: "AssumeRole".to_owned(),
+            account_id: "111122223333".to_owned(),
+        };
+        let baseline = Baseline {
+            first_seen: 1,
+            last_seen: 9,
+            networks: vec![
+                Sighting { network: "203.0.113.0/24".to_owned(), first: 7, last: 9, unjudged: Some(unjudged) },
+                Sighting { network: "2001:db8::/64".to_owned(), first: 2, last: 3, unjudged: None },
+            ],
+            roaming_until: None,
+            pruned_to: None,
+        };
+        let saved = serde_json::to_string(&baseline).unwrap();
+        assert_eq!(
+            saved,
+            r#"{"first_seen":1,"last_seen":9,"networks":[["203.0.113.0/24",7,9,["e1",7,"203.0.113.9",null,"AssumeRole","111122223333"]],["2001:db8::/64",2,3]]}"#
+        );
+        assert_eq!(serde_json::from_str::<Baseline>(&saved).unwrap(), baseline);
+        // As state written before sightings were arrays.
+        let as_objects = r#"{"first_seen":1,"last_seen":9,"networks":[
+            {"net":"203.0.113.0/24","first":7,"last":9,"unjudged":{"id":"e1","t":7,"ip":"203.0.113.9","name":"AssumeRole","acct":"111122223333"}},
+            {"net":"2001:db8::/64","first":2,"last":3}]}"#;
+        assert_eq!(serde_json::from_str::<Baseline>(as_objects).unwrap(), baseline);
+    }
 
     proptest::proptest! {
         /// A sweep skips saved baselines not yet due, so pruning before the
