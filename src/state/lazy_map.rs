@@ -464,7 +464,11 @@ fn line_due(line: &[u8]) -> Option<i64> {
 /// The key of one line (with or without its newline).
 fn line_key(line: &[u8]) -> Option<Cow<'_, str>> {
     let tab = memchr::memchr(b'\t', line)?;
-    let quoted = &line[..tab];
+    unquoted_key(&line[..tab])
+}
+
+/// A key as saved, a JSON string, read.
+fn unquoted_key(quoted: &[u8]) -> Option<Cow<'_, str>> {
     match quoted {
         [b'"', inner @ .., b'"'] if memchr::memchr(b'\\', inner).is_none() => {
             std::str::from_utf8(inner).ok().map(Cow::Borrowed)
@@ -492,16 +496,30 @@ fn line_end(lines: &[u8], at: usize) -> Option<usize> {
 /// none): a binary search over the bytes, without an index.
 fn lower_bound(lines: &[u8], key: &str) -> usize {
     // Every line starting before `lo` is below `key`; every line starting
-    // at or after `hi` is not.
+    // at or after `hi` is not, and `hi` is where a line starts (or the end).
+    // `lo` may be inside a line already known to be below: only keys are
+    // read, not the rest of the line, which for a roaming principal is kBs.
     let (mut lo, mut hi) = (0, lines.len());
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        let start = memchr::memrchr(b'\n', &lines[lo..mid]).map_or(lo, |i| lo + i + 1);
-        let end = line_end(lines, start).unwrap_or(lines.len());
+        let start = match memchr::memrchr(b'\n', &lines[lo..mid]) {
+            Some(i) => lo + i + 1,
+            None if lo == 0 || lines[lo - 1] == b'\n' => lo,
+            // The line holding `mid` starts before `lo`: below, like all before it.
+            None => {
+                lo = mid + 1;
+                continue;
+            }
+        };
+        let Some(key_end) = memchr::memchr2(b'\t', b'\n', &lines[start..hi]).map(|i| start + i) else {
+            // A last line without a tab cannot be read: it sorts first.
+            lo = hi;
+            continue;
+        };
         // A line that cannot be read sorts first: the search moves past it.
-        let below = line_key(&lines[start..end]).is_none_or(|k| k.as_ref() < key);
+        let below = lines[key_end] == b'\n' || unquoted_key(&lines[start..key_end]).is_none_or(|k| k.as_ref() < key);
         if below {
-            lo = end;
+            lo = key_end + 1;
         } else {
             hi = start;
         }
@@ -660,6 +678,25 @@ mod tests {
     }
 
     proptest! {
+        /// The binary search over lines lands where a walk from the first
+        /// line would, whatever the keys' escapes and the lines' lengths.
+        #[test]
+        fn lower_bound_finds_the_first_line_not_below_a_key(
+            entries in prop::collection::btree_map("[a-c\"\\\t\u{e9}]{0,4}", 0usize..300, 0..40),
+            probes in prop::collection::vec("[a-c\"\\\t\u{e9}]{0,4}", 1..20),
+        ) {
+            let mut lines = Vec::new();
+            let mut starts = Vec::new();
+            for (key, value_len) in &entries {
+                starts.push(lines.len());
+                encode_line(&mut lines, key, 0, Some(&"v".repeat(*value_len)));
+            }
+            for probe in probes.iter().chain(entries.keys()) {
+                let walked = entries.keys().position(|k| k >= probe).map_or(lines.len(), |i| starts[i]);
+                prop_assert_eq!(lower_bound(&lines, probe), walked, "{:?}", probe);
+            }
+        }
+
         /// Whatever is written, removed, saved and loaded in whatever order
         /// and way, the map holds what a plain map would, and its lines stay
         /// sorted.
