@@ -16,7 +16,10 @@ use std::sync::{Arc, Mutex};
 /// Saved bytes shared by a base or state and every map reading from them.
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 
-static SPARE: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+/// Where a dropped base's memory waits for the next base.
+struct Spare(Mutex<Option<Vec<u8>>>);
+
+static SPARE: Spare = Spare(Mutex::new(None));
 
 /// A base's bytes, whose memory goes to the spare when the last reader
 /// lets go of them.
@@ -36,87 +39,86 @@ impl AsRef<[u8]> for BaseBuffer {
 
 impl Drop for BaseBuffer {
     fn drop(&mut self) {
-        let bytes = std::mem::take(&mut self.0);
-        if let Ok(mut spare) = SPARE.lock() {
+        SPARE.offer(std::mem::take(&mut self.0));
+    }
+}
+
+/// An empty buffer for a new base of about `estimate_bytes`: see [`Spare::take`].
+pub(crate) fn take(estimate_bytes: usize) -> Vec<u8> {
+    SPARE.take(estimate_bytes)
+}
+
+impl Spare {
+    fn offer(&self, bytes: Vec<u8>) {
+        if let Ok(mut spare) = self.0.lock() {
             // The larger one is the more likely to fit the next base.
             if spare.as_ref().is_none_or(|kept| kept.capacity() < bytes.capacity()) {
                 *spare = Some(bytes);
             }
         }
     }
-}
 
-/// An empty buffer for a new base of about `estimate_bytes`: the spare
-/// when it fits, else a fresh one. A spare too small for it is freed
-/// first, so the two are never held together; one more than twice as
-/// large is left for a larger account's base rather than tied up here.
-///
-/// A fresh one has room for a quarter more: an account's next base is a
-/// little larger than its last. Room never written is never paged in.
-pub(crate) fn take(estimate_bytes: usize) -> Vec<u8> {
-    if let Ok(mut spare) = SPARE.lock() {
-        match spare.take() {
-            Some(mut kept) if kept.capacity() >= estimate_bytes && kept.capacity() / 2 <= estimate_bytes => {
-                kept.clear();
-                return kept;
+    /// The spare when it fits, else a fresh buffer. A spare too small is
+    /// freed first, so the two are never held together; one more than twice
+    /// as large is left for a larger account's base rather than tied up.
+    ///
+    /// A fresh one has room for a quarter more: an account's next base is a
+    /// little larger than its last. Room never written is never paged in.
+    fn take(&self, estimate_bytes: usize) -> Vec<u8> {
+        if let Ok(mut spare) = self.0.lock() {
+            match spare.take() {
+                Some(mut kept) if kept.capacity() >= estimate_bytes && kept.capacity() / 2 <= estimate_bytes => {
+                    kept.clear();
+                    return kept;
+                }
+                Some(kept) if kept.capacity() > estimate_bytes => *spare = Some(kept),
+                _ => {}
             }
-            Some(kept) if kept.capacity() > estimate_bytes => *spare = Some(kept),
-            _ => {}
         }
+        Vec::with_capacity(estimate_bytes.saturating_add(estimate_bytes / 4))
     }
-    Vec::with_capacity(estimate_bytes.saturating_add(estimate_bytes / 4))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Far larger than any base other tests write while these run, so
-    /// theirs never replace or take the spare these look at.
-    const MIB_32: usize = 32 << 20;
-
-    /// Serialises the tests that look at the one spare, and empties it.
-    fn spare_to_myself() -> std::sync::MutexGuard<'static, ()> {
-        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-        let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *SPARE.lock().unwrap() = None;
-        guard
-    }
+    const MIB: usize = 1 << 20;
 
     #[test]
     fn a_dropped_base_buffer_is_written_into_again() {
-        let _guard = spare_to_myself();
-        let mut bytes = take(MIB_32);
+        // Larger than any base other tests write meanwhile: theirs never
+        // take this spare nor replace it.
+        let size = 64 * MIB;
+        let mut bytes = take(size);
         bytes.extend_from_slice(b"old base");
         let address = bytes.as_ptr();
         let shared = BaseBuffer::shared(bytes);
         let reader = Arc::clone(&shared);
         drop(shared);
         // Still read by a state: not reused yet.
-        let fresh = take(MIB_32);
+        let fresh = take(size);
         assert_ne!(fresh.as_ptr(), address);
         drop(fresh);
         drop(reader);
-        let again = take(MIB_32);
+        let again = take(size);
         assert_eq!(again.as_ptr(), address, "the next base is written into the last one's memory");
         assert!(again.is_empty(), "and starts empty");
     }
 
     #[test]
     fn a_spare_is_used_only_by_a_base_it_fits() {
-        let _guard = spare_to_myself();
-        drop(BaseBuffer::shared(Vec::with_capacity(MIB_32)));
-        assert_eq!(take(MIB_32).capacity(), MIB_32, "a spare just large enough is used");
-        drop(BaseBuffer::shared(Vec::with_capacity(MIB_32)));
-        assert_eq!(
-            take(2 * MIB_32).capacity(),
-            2 * MIB_32 + MIB_32 / 2,
-            "too small: a fresh buffer, with room to grow"
-        );
-        assert!(SPARE.lock().unwrap().is_none(), "and the small spare is freed");
+        let spare = Spare(Mutex::new(None));
+        spare.offer(Vec::with_capacity(MIB));
+        assert_eq!(spare.take(MIB).capacity(), MIB, "a spare just large enough is used");
 
-        drop(BaseBuffer::shared(Vec::with_capacity(8 * MIB_32)));
-        assert!(take(MIB_32).capacity() < 8 * MIB_32, "far too large for a small base: not tied up");
-        assert_eq!(take(5 * MIB_32).capacity(), 8 * MIB_32, "kept for a base it fits");
+        spare.offer(Vec::with_capacity(MIB));
+        assert_eq!(spare.take(2 * MIB).capacity(), 2 * MIB + MIB / 2, "too small: a fresh buffer, with room to grow");
+        assert!(spare.0.lock().unwrap().is_none(), "and the small spare is freed");
+
+        spare.offer(Vec::with_capacity(8 * MIB));
+        spare.offer(Vec::with_capacity(MIB));
+        assert_eq!(spare.take(MIB).capacity(), MIB + MIB / 4, "far too large for a small base: not tied up");
+        assert_eq!(spare.take(5 * MIB).capacity(), 8 * MIB, "the larger spare was kept for a base it fits");
     }
 }
