@@ -414,13 +414,12 @@ fn merge_lines<'a, K: AsRef<str>, V: Serialize + 'a>(
     let mut cursor = 0;
     for (key, change) in changes {
         let key = key.as_ref();
-        let at = cursor + lower_bound(&lines[cursor..], key);
+        let at = lower_bound_from(lines, cursor, key);
         out.extend_from_slice(&lines[cursor..at]);
         cursor = at;
-        if let Some(end) = line_end(lines, at) {
-            if line_key(&lines[at..end]).is_some_and(|k| k == key) {
-                cursor = end;
-            }
+        let tab = memchr::memchr2(b'\t', b'\n', &lines[at..]).map(|i| at + i);
+        if tab.is_some_and(|tab| lines[tab] == b'\t' && unquoted_key(&lines[at..tab]).is_some_and(|k| k == key)) {
+            cursor = line_end(lines, at).unwrap_or(lines.len());
         }
         match change {
             Change::Set(value) => encode_line(out, key, due(value), Some(value)),
@@ -511,20 +510,42 @@ fn lower_bound(lines: &[u8], key: &str) -> usize {
                 continue;
             }
         };
-        let Some(key_end) = memchr::memchr2(b'\t', b'\n', &lines[start..hi]).map(|i| start + i) else {
+        match probe_line(lines, start, key) {
+            Some((key_end, true)) => lo = key_end + 1,
+            Some((_, false)) => hi = start,
             // A last line without a tab cannot be read: it sorts first.
-            lo = hi;
-            continue;
-        };
-        // A line that cannot be read sorts first: the search moves past it.
-        let below = lines[key_end] == b'\n' || unquoted_key(&lines[start..key_end]).is_none_or(|k| k.as_ref() < key);
-        if below {
-            lo = key_end + 1;
-        } else {
-            hi = start;
+            None => lo = hi,
         }
     }
     lo
+}
+
+/// The next change after one is usually a few lines on: [`lower_bound`] of
+/// `lines[from..]` (`from` starting a line), offset by `from`, looking
+/// there first and further each time, not over all of what remains.
+fn lower_bound_from(lines: &[u8], from: usize, key: &str) -> usize {
+    let (mut start, mut reach) = (from, 4096);
+    while let Some(ahead) = start.checked_add(reach).filter(|&ahead| ahead < lines.len()) {
+        let Some(next) = memchr::memchr(b'\n', &lines[ahead..]).map(|i| ahead + i + 1) else { break };
+        match probe_line(lines, next, key) {
+            Some((_, false)) => return start + lower_bound(&lines[start..next], key),
+            // Every line up to `next` is below `key` as well.
+            Some((_, true)) => start = next,
+            None => break,
+        }
+        reach *= 2;
+    }
+    start + lower_bound(&lines[start..], key)
+}
+
+/// Where the key of the line at `start` ends (its tab, or the newline of a
+/// line without one) and whether the line sorts below `key`: one that
+/// cannot be read sorts first. `None` past the last line, or for a last
+/// line with neither.
+fn probe_line(lines: &[u8], start: usize, key: &str) -> Option<(usize, bool)> {
+    let key_end = start + memchr::memchr2(b'\t', b'\n', lines.get(start..)?)?;
+    let below = lines[key_end] == b'\n' || unquoted_key(&lines[start..key_end]).is_none_or(|k| k.as_ref() < key);
+    Some((key_end, below))
 }
 
 impl<V: Serialize + DeserializeOwned + Clone + PartialEq> PartialEq for LazyMap<V> {
@@ -682,7 +703,7 @@ mod tests {
         /// line would, whatever the keys' escapes and the lines' lengths.
         #[test]
         fn lower_bound_finds_the_first_line_not_below_a_key(
-            entries in prop::collection::btree_map("[a-c\"\\\t\u{e9}]{0,4}", 0usize..300, 0..40),
+            entries in prop::collection::btree_map("[a-c\"\\\t\u{e9}]{0,4}", 0usize..3000, 0..40),
             probes in prop::collection::vec("[a-c\"\\\t\u{e9}]{0,4}", 1..20),
         ) {
             let mut lines = Vec::new();
@@ -694,6 +715,10 @@ mod tests {
             for probe in probes.iter().chain(entries.keys()) {
                 let walked = entries.keys().position(|k| k >= probe).map_or(lines.len(), |i| starts[i]);
                 prop_assert_eq!(lower_bound(&lines, probe), walked, "{:?}", probe);
+                // From any line at or before it, looking ahead first.
+                for &from in starts.iter().filter(|&&from| from <= walked).chain([0].iter()) {
+                    prop_assert_eq!(lower_bound_from(&lines, from, probe), walked, "{:?} from {}", probe, from);
+                }
             }
         }
 
