@@ -32,17 +32,39 @@ use super::base_buffer::SharedBytes;
 pub(crate) struct Lines {
     bytes: SharedBytes,
     range: Range<usize>,
+    /// Where each line starts, from the start of `range`: found once, as
+    /// the lines are read, so a lookup reads keys only. A binary search
+    /// over the bytes alone scanned each probed line for its start, kBs
+    /// for a roaming principal.
+    starts: Arc<Vec<usize>>,
 }
 
 impl Default for Lines {
     fn default() -> Self {
-        Lines { bytes: Arc::new(Vec::new()), range: 0..0 }
+        Lines { bytes: Arc::new(Vec::new()), range: 0..0, starts: Arc::default() }
     }
 }
 
 impl Lines {
     pub(crate) fn new(bytes: SharedBytes, range: Range<usize>) -> Lines {
-        Lines { bytes, range }
+        let mut lines = Lines { bytes, range, starts: Arc::default() };
+        lines.starts = Arc::new(lines.scan_starts());
+        lines
+    }
+
+    /// Lines whose starts are known already: those a merge wrote.
+    pub(crate) fn with_starts(bytes: SharedBytes, range: Range<usize>, starts: Vec<usize>) -> Lines {
+        let lines = Lines { bytes, range, starts: Arc::new(starts) };
+        debug_assert_eq!(*lines.starts, lines.scan_starts(), "a merge knows where the lines it wrote start");
+        lines
+    }
+
+    fn scan_starts(&self) -> Vec<usize> {
+        let slice = self.as_slice();
+        let first = (!slice.is_empty()).then_some(0);
+        // A line starts after every newline but the last byte's.
+        let after_newlines = memchr::memchr_iter(b'\n', slice).map(|i| i + 1).filter(|&i| i < slice.len());
+        first.into_iter().chain(after_newlines).collect()
     }
 
     fn as_slice(&self) -> &[u8] {
@@ -55,27 +77,46 @@ impl Lines {
 
     /// How many lines there are.
     pub(crate) fn count(&self) -> usize {
-        memchr::memchr_iter(b'\n', self.as_slice()).count()
+        self.starts.len()
     }
 
     /// The line holding `key`, if there is one.
     fn find(&self, key: &str) -> Option<&[u8]> {
         let lines = self.as_slice();
-        let at = lower_bound(lines, key);
+        let at = self.lower_bound(key);
         let line = &lines[at..line_end(lines, at)?];
         line_key(line).is_some_and(|found| found == key).then_some(line)
     }
 
-    fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        // memchr, not a byte-by-byte split: a daily sweep walks a whole base.
+    /// Offset of the first line whose key is not below `key` (the end if
+    /// none). A line that cannot be read sorts first.
+    fn lower_bound(&self, key: &str) -> usize {
+        self.lower_bound_from(0, key)
+    }
+
+    /// [`Lines::lower_bound`] among the lines from offset `from` on. A save
+    /// asks for its changes in order, each usually a few lines after the
+    /// last: the search looks 1, 2, 4… lines on before halving.
+    fn lower_bound_from(&self, from: usize, key: &str) -> usize {
         let lines = self.as_slice();
-        let mut start = 0;
-        std::iter::from_fn(move || {
-            let end = line_end(lines, start)?;
-            let line = &lines[start..end];
-            start = end;
-            Some(line)
-        })
+        let below = |&start: &usize| line_below(lines, start, key);
+        let mut first = self.starts.partition_point(|&start| start < from);
+        let mut step = 1;
+        while let Some(start) = self.starts.get(first + step - 1) {
+            if !below(start) {
+                break;
+            }
+            first += step;
+            step *= 2;
+        }
+        let window = &self.starts[first..(first + step).min(self.starts.len())];
+        let at = first + window.partition_point(below);
+        self.starts.get(at).copied().unwrap_or(lines.len())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let lines = self.as_slice();
+        self.starts.iter().map(move |&start| &lines[start..line_end(lines, start).unwrap_or(lines.len())])
     }
 }
 
@@ -264,23 +305,28 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
     /// the delta's untouched lines as they are, then the changes on top.
     /// `due` says from when an entry needs bringing up to date.
     pub(crate) fn write_delta_lines(&self, out: &mut Vec<u8>, due: &dyn Fn(&V) -> i64) {
-        let changes = self.loaded.iter().map(|(key, slot)| {
+        merge_lines(out, &self.delta, self.delta_changes(), due, None);
+    }
+
+    /// What the decoded entries change in the delta.
+    fn delta_changes(&self) -> impl Iterator<Item = (&str, Change<'_, V>)> {
+        self.loaded.iter().map(|(key, slot)| {
             let change = match slot {
                 Some(value) => Change::Set(value),
                 None => Change::Remove { mark: self.base.find(key).is_some() },
             };
             (key.as_str(), change)
-        });
-        merge_lines(out, self.delta.as_slice(), changes, due);
+        })
     }
 
     /// Writes every entry, one line each, sorted by key, needing no base.
     /// Delta lines are copied as they are, not decoded: a new base is
-    /// written when the delta is at its largest.
-    pub(crate) fn write_all_lines(&self, out: &mut Vec<u8>, due: &dyn Fn(&V) -> i64) {
+    /// written when the delta is at its largest. With `starts`, where each
+    /// line starts is pushed to it, counted from where the lines begin in `out`.
+    pub(crate) fn write_all_lines(&self, out: &mut Vec<u8>, due: &dyn Fn(&V) -> i64, starts: Option<&mut Vec<usize>>) {
         if self.base.len_bytes() == 0 {
             // Without a base the delta holds no removal marks: it is everything.
-            return self.write_delta_lines(out, due);
+            return merge_lines(out, &self.delta, self.delta_changes(), due, starts);
         }
         let mut delta = self.delta.iter().filter_map(|line| Some((line_key(line)?, line))).peekable();
         let mut loaded = self.loaded.iter().peekable();
@@ -308,7 +354,7 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
             let change = if line_holds_removal(line) { Change::Remove { mark: false } } else { Change::Copy(line) };
             Some((key, change))
         });
-        merge_lines(out, self.base.as_slice(), changes, due);
+        merge_lines(out, &self.base, changes, due, starts);
     }
 
     /// Brings every entry due by `watermark` up to date with `refresh`,
@@ -405,21 +451,31 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
 
 /// Copies `lines` to `out` with `changes` (sorted by key) applied: lines
 /// nobody changed are copied in runs, as they are.
+/// With `starts`, where each line written starts is pushed to it, counted
+/// from where the merge begins in `out`.
 fn merge_lines<'a, K: AsRef<str>, V: Serialize + 'a>(
     out: &mut Vec<u8>,
-    lines: &[u8],
+    stored: &Lines,
     changes: impl IntoIterator<Item = (K, Change<'a, V>)>,
     due: &dyn Fn(&V) -> i64,
+    mut starts: Option<&mut Vec<usize>>,
 ) {
+    let lines = stored.as_slice();
+    let origin = out.len();
     let mut cursor = 0;
     for (key, change) in changes {
         let key = key.as_ref();
-        let at = lower_bound_from(lines, cursor, key);
-        out.extend_from_slice(&lines[cursor..at]);
+        let at = stored.lower_bound_from(cursor, key);
+        copy_run(out, stored, cursor..at, origin, starts.as_deref_mut());
         cursor = at;
         let tab = memchr::memchr2(b'\t', b'\n', &lines[at..]).map(|i| at + i);
         if tab.is_some_and(|tab| lines[tab] == b'\t' && unquoted_key(&lines[at..tab]).is_some_and(|k| k == key)) {
             cursor = line_end(lines, at).unwrap_or(lines.len());
+        }
+        if let Some(starts) = starts.as_deref_mut() {
+            if !matches!(change, Change::Remove { mark: false }) {
+                starts.push(out.len() - origin);
+            }
         }
         match change {
             Change::Set(value) => encode_line(out, key, due(value), Some(value)),
@@ -434,7 +490,19 @@ fn merge_lines<'a, K: AsRef<str>, V: Serialize + 'a>(
             Change::Remove { mark: false } => {}
         }
     }
-    out.extend_from_slice(&lines[cursor..]);
+    copy_run(out, stored, cursor..lines.len(), origin, starts);
+}
+
+/// Copies `run`, whole lines of `stored`, to `out`; with `starts`, pushes
+/// where they start in `out` (counted from `origin`) as `stored` knows them.
+fn copy_run(out: &mut Vec<u8>, stored: &Lines, run: Range<usize>, origin: usize, starts: Option<&mut Vec<usize>>) {
+    if let Some(starts) = starts {
+        let first = stored.starts.partition_point(|&start| start < run.start);
+        let last = stored.starts.partition_point(|&start| start < run.end);
+        let shift = out.len() - origin;
+        starts.extend(stored.starts[first..last].iter().map(|&start| start - run.start + shift));
+    }
+    out.extend_from_slice(&stored.as_slice()[run]);
 }
 
 fn encode_line<V: Serialize>(out: &mut Vec<u8>, key: &str, due: i64, value: Option<&V>) {
@@ -491,61 +559,14 @@ fn line_end(lines: &[u8], at: usize) -> Option<usize> {
     Some(at + memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1))
 }
 
-/// Offset of the first line whose key is not below `key` (`lines.len()` if
-/// none): a binary search over the bytes, without an index.
-fn lower_bound(lines: &[u8], key: &str) -> usize {
-    // Every line starting before `lo` is below `key`; every line starting
-    // at or after `hi` is not, and `hi` is where a line starts (or the end).
-    // `lo` may be inside a line already known to be below: only keys are
-    // read, not the rest of the line, which for a roaming principal is kBs.
-    let (mut lo, mut hi) = (0, lines.len());
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        let start = match memchr::memrchr(b'\n', &lines[lo..mid]) {
-            Some(i) => lo + i + 1,
-            None if lo == 0 || lines[lo - 1] == b'\n' => lo,
-            // The line holding `mid` starts before `lo`: below, like all before it.
-            None => {
-                lo = mid + 1;
-                continue;
-            }
-        };
-        match probe_line(lines, start, key) {
-            Some((key_end, true)) => lo = key_end + 1,
-            Some((_, false)) => hi = start,
-            // A last line without a tab cannot be read: it sorts first.
-            None => lo = hi,
-        }
+/// Whether the line at `start` sorts below `key`. One that cannot be read
+/// (no tab after its key) sorts first.
+fn line_below(lines: &[u8], start: usize, key: &str) -> bool {
+    let rest = lines.get(start..).unwrap_or_default();
+    match memchr::memchr2(b'\t', b'\n', rest) {
+        Some(key_end) if rest[key_end] == b'\t' => unquoted_key(&rest[..key_end]).is_none_or(|k| k.as_ref() < key),
+        _ => true,
     }
-    lo
-}
-
-/// The next change after one is usually a few lines on: [`lower_bound`] of
-/// `lines[from..]` (`from` starting a line), offset by `from`, looking
-/// there first and further each time, not over all of what remains.
-fn lower_bound_from(lines: &[u8], from: usize, key: &str) -> usize {
-    let (mut start, mut reach) = (from, 4096);
-    while let Some(ahead) = start.checked_add(reach).filter(|&ahead| ahead < lines.len()) {
-        let Some(next) = memchr::memchr(b'\n', &lines[ahead..]).map(|i| ahead + i + 1) else { break };
-        match probe_line(lines, next, key) {
-            Some((_, false)) => return start + lower_bound(&lines[start..next], key),
-            // Every line up to `next` is below `key` as well.
-            Some((_, true)) => start = next,
-            None => break,
-        }
-        reach *= 2;
-    }
-    start + lower_bound(&lines[start..], key)
-}
-
-/// Where the key of the line at `start` ends (its tab, or the newline of a
-/// line without one) and whether the line sorts below `key`: one that
-/// cannot be read sorts first. `None` past the last line, or for a last
-/// line with neither.
-fn probe_line(lines: &[u8], start: usize, key: &str) -> Option<(usize, bool)> {
-    let key_end = start + memchr::memchr2(b'\t', b'\n', lines.get(start..)?)?;
-    let below = lines[key_end] == b'\n' || unquoted_key(&lines[start..key_end]).is_none_or(|k| k.as_ref() < key);
-    Some((key_end, below))
 }
 
 impl<V: Serialize + DeserializeOwned + Clone + PartialEq> PartialEq for LazyMap<V> {
@@ -608,7 +629,7 @@ mod tests {
         let mut out = Vec::new();
         match how {
             Save::Whole => {
-                map.write_all_lines(&mut out, &due);
+                map.write_all_lines(&mut out, &due, None);
                 LazyMap::from_layers(None, lines_of(out), map.len())
             }
             Save::OnItsBase => {
@@ -617,9 +638,14 @@ mod tests {
                 LazyMap::from_layers(base, lines_of(out), map.len())
             }
             Save::NewBase => {
-                map.write_all_lines(&mut out, &due);
+                // As a new base is: with the starts its merge found.
+                let mut starts = Vec::new();
+                map.write_all_lines(&mut out, &due, Some(&mut starts));
                 let digest = format!("{:x}", xxhash_rust::xxh3::xxh3_64(&out));
-                LazyMap::from_layers(Some((lines_of(out), digest)), Lines::default(), map.len())
+                let end = out.len();
+                let base = Lines::with_starts(Arc::new(out), 0..end, starts);
+                assert_eq!(*base.starts, base.scan_starts(), "a merge knows where the lines it wrote start");
+                LazyMap::from_layers(Some((base, digest)), Lines::default(), map.len())
             }
         }
     }
@@ -647,7 +673,7 @@ mod tests {
         set(&mut map, "c", 30);
         assert_eq!(map.loaded.len(), 1, "one lookup decodes one entry");
         let mut saved = Vec::new();
-        map.write_all_lines(&mut saved, &due);
+        map.write_all_lines(&mut saved, &due, None);
         assert_eq!(String::from_utf8_lossy(&saved), "\"a\"\t0\t0\n\"b\"\t1\t1\n\"c\"\t30\t30\n\"d\"\t3\t3\n");
     }
 
@@ -706,18 +732,21 @@ mod tests {
             entries in prop::collection::btree_map("[a-c\"\\\t\u{e9}]{0,4}", 0usize..3000, 0..40),
             probes in prop::collection::vec("[a-c\"\\\t\u{e9}]{0,4}", 1..20),
         ) {
-            let mut lines = Vec::new();
+            let mut bytes = Vec::new();
             let mut starts = Vec::new();
             for (key, value_len) in &entries {
-                starts.push(lines.len());
-                encode_line(&mut lines, key, 0, Some(&"v".repeat(*value_len)));
+                starts.push(bytes.len());
+                encode_line(&mut bytes, key, 0, Some(&"v".repeat(*value_len)));
             }
+            let end = bytes.len();
+            let lines = lines_of(bytes);
+            prop_assert_eq!(lines.count(), entries.len());
             for probe in probes.iter().chain(entries.keys()) {
-                let walked = entries.keys().position(|k| k >= probe).map_or(lines.len(), |i| starts[i]);
-                prop_assert_eq!(lower_bound(&lines, probe), walked, "{:?}", probe);
-                // From any line at or before it, looking ahead first.
-                for &from in starts.iter().filter(|&&from| from <= walked).chain([0].iter()) {
-                    prop_assert_eq!(lower_bound_from(&lines, from, probe), walked, "{:?} from {}", probe, from);
+                let walked = entries.keys().position(|k| k >= probe).map_or(end, |i| starts[i]);
+                prop_assert_eq!(lines.lower_bound(probe), walked, "{:?}", probe);
+                // From any line at or before it.
+                for &from in starts.iter().filter(|&&from| from <= walked) {
+                    prop_assert_eq!(lines.lower_bound_from(from, probe), walked, "{:?} from {}", probe, from);
                 }
             }
         }

@@ -306,7 +306,7 @@ trait Section {
 
 impl<V: Expiring> Section for LazyMap<V> {
     fn write_all(&self, out: &mut Vec<u8>) {
-        self.write_all_lines(out, &Expiring::due);
+        self.write_all_lines(out, &Expiring::due, None);
     }
 
     fn write_changes(&self, out: &mut Vec<u8>) {
@@ -430,7 +430,7 @@ impl State {
         let estimate = self.sections_bytes(|s| s.encoded_len_estimate());
         let mut out = Vec::with_capacity(principals.encoded_len_estimate() + estimate + 64 * 1024);
         self.write_header(&mut out, None);
-        principals.write_all_lines(&mut out, &self.unexpected_source_ip.due());
+        principals.write_all_lines(&mut out, &self.unexpected_source_ip.due(), None);
         self.write_sections(&mut out, Layers::All);
         close(&mut out, principals.len());
         out
@@ -469,13 +469,14 @@ impl State {
         bytes.extend_from_slice(BASE_HEADER);
         bytes.push(b'\n');
         let start = bytes.len();
-        principals.write_all_lines(&mut bytes, &due);
+        let mut starts = Vec::with_capacity(principals.len());
+        principals.write_all_lines(&mut bytes, &due, Some(&mut starts));
         let end = bytes.len();
         let sections = self.write_sections(&mut bytes, Layers::All);
         let digest = close(&mut bytes, principals.len());
         let bytes = BaseBuffer::shared(bytes);
         let base = StateBase {
-            lines: Lines::new(Arc::clone(&bytes), start..end),
+            lines: Lines::with_starts(Arc::clone(&bytes), start..end, starts),
             sections: sections.into_iter().map(|(name, range)| base_section(&bytes, name.to_owned(), range)).collect(),
             bytes,
             principals: principals.len(),
