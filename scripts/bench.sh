@@ -11,13 +11,15 @@
 # that is 90% role assumptions (180,000 of them), and checks the process's
 # peak RSS for each against the smallest Lambda memory, 128 MB.
 #
-# Environment: RUNS (default 5), LAMBDA_RUNS (default 3), BENCH_WORK (default bench-work).
+# Environment: RUNS (default 5), LAMBDA_RUNS (default 3), STATE_RUNS (default 3),
+# BENCH_WORK (default bench-work).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$PWD
 runs=${RUNS:-5}
 lambda_runs=${LAMBDA_RUNS:-3}
+state_runs=${STATE_RUNS:-3}
 work=${BENCH_WORK:-bench-work}
 mkdir -p "$work"
 
@@ -116,10 +118,16 @@ for ((i = 1; i <= runs; i++)); do
     timed replay_many "$rolewatch" replay --format json "$work/many"
 done
 
-echo "bench: state load/save with 100000 principals" >&2
+echo "bench: state load/save with 100000 principals, $state_runs runs" >&2
 typical_file=$(find "$work/many" -name '*.json.gz' | sort | awk 'NR == 1')  # awk reads all: no SIGPIPE under pipefail
-cargo bench --quiet --bench state -- 100000 "$typical_file" "$work/many" >"$work/state.out"
-state() { sed -n "s/^$1=//p" "$work/state.out"; }
+rm -f "$work"/state.out.*
+for ((i = 1; i <= state_runs; i++)); do
+    # A process each: every run starts cold, its first new base on fresh memory.
+    cargo bench --quiet --bench state -- 100000 "$typical_file" "$work/many" >"$work/state.out.$i"
+done
+state() { # state NAME: the median over the runs
+    sed -n "s/^$1=//p" "$work"/state.out.* | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+}
 
 # The Lambda path: each run starts its own moto_server, uploads the object
 # from a child process and invokes the handler once; prints name=value lines.
@@ -143,7 +151,7 @@ huge_bytes=$(json_bytes "$work/huge.json.gz")
 big5_bytes=$(json_bytes "$work/big5.json.gz")
 many_bytes=$(json_bytes "$work/many")
 
-python3 - "$big_bytes" "$huge_bytes" "$many_bytes" "$big5_bytes" "$(median_col replay_big5 1)" \
+STATE_RUNS_DONE=$state_runs python3 - "$big_bytes" "$huge_bytes" "$many_bytes" "$big5_bytes" "$(median_col replay_big5 1)" \
     "$(median_col replay_big5 2)" "$(median_col replay_big5 0)" \
     "$(median_col gzip_big 1)" "$(median_col replay_big 1)" "$(median_col replay_huge 1)" "$(median_col replay_many 1)" \
     "$(median_col replay_big 2)" "$(median_col replay_huge 2)" "$(median_col replay_many 2)" \
@@ -214,7 +222,8 @@ _, sts_peak_mb = lambda_run(
     f" assumptions):",
     "lambda-sts.json.gz, the same path", "",
     sts_b, sts_s, sts_cpu, sts_before_kb, sts_peak_kb)
-print(f"\nstate with {principals} known principals (cargo bench --bench state):")
+print(f"\nstate with {principals} known principals (cargo bench --bench state; each figure the median of"
+      f" {os.environ['STATE_RUNS_DONE']} runs):")
 print(f"  one piece (the CLI's --state file): {int(whole_b) / 1e6:.1f} MB, load {whole_load_ms:.1f} ms,"
       f" save {whole_save_ms:.1f} ms")
 print(f"  two parts (the Lambda): base {int(base_b) / 1e6:.1f} MB, first read of a base {base_read_ms:.1f} ms,"
