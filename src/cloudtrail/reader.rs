@@ -409,6 +409,16 @@ fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
+impl<R> Drop for Scanner<'_, R> {
+    fn drop(&mut self) {
+        // A buffer grown for one huge record is not kept.
+        if self.buf.capacity() == READ_CHUNK_BYTES {
+            let buf = std::mem::take(&mut self.buf);
+            SPARE_SCAN_BUFFER.with(|spare| spare.set(buf));
+        }
+    }
+}
+
 struct Scanner<'s, R> {
     src: R,
     sink: ChunkSink<'s>,
@@ -423,9 +433,18 @@ struct Scanner<'s, R> {
     eof: bool,
 }
 
+thread_local! {
+    /// The last scan's buffer, for the next: a replay of many small files
+    /// otherwise zeroed and paged in a fresh 256 KiB for every one.
+    static SPARE_SCAN_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 impl<'s, R: Read> Scanner<'s, R> {
     fn new(src: R, gzip: bool, sink: ChunkSink<'s>) -> Self {
-        Scanner { src, sink, gzip, buf: vec![0; READ_CHUNK_BYTES], pos: 0, end: 0, base: 0, eof: false }
+        let mut buf = SPARE_SCAN_BUFFER.with(|spare| spare.take());
+        // Its old bytes are never read: only `buf[pos..end]` is, and reads fill it.
+        buf.resize(READ_CHUNK_BYTES, 0);
+        Scanner { src, sink, gzip, buf, pos: 0, end: 0, base: 0, eof: false }
     }
 
     fn offset(&self) -> u64 {
@@ -719,6 +738,19 @@ mod tests {
             assert_eq!(got.events.len(), 1);
             assert!(got.bad_records.is_empty());
         }
+    }
+
+    #[test]
+    fn a_scan_never_reads_what_the_last_one_left_in_its_buffer() {
+        // The second input is the first cut short: on a reused buffer, the
+        // first one's bytes lie just past where the second one ends.
+        let whole = format!(r#"{{"Records":[{OK},{NOISE},{OK}]}}"#);
+        assert_eq!(read(whole.as_bytes()).unwrap().events.len(), 2);
+        let cut = &whole.as_bytes()[..whole.len() / 2];
+        let failure = read(cut).unwrap_err();
+        assert!(matches!(failure.error, ReadError::Truncated { .. }), "{:?}", failure.error);
+        assert_eq!(failure.partial.events.len(), 1, "only the record before the cut");
+        assert_eq!(read(whole.as_bytes()).unwrap().events.len(), 2, "and the whole one reads as before");
     }
 
     #[test]
