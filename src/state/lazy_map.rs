@@ -6,9 +6,10 @@
 //! are kept as the lines they were saved as: one `"key"\t<due>\t{json}\n`
 //! line per entry, sorted by key, where `<due>` is the event time from which
 //! the entry needs bringing up to date (pruning), so a sweep over every
-//! entry decodes only the ones that do. A lookup is a binary search over those bytes; only
-//! entries that are used get decoded, and saving copies the untouched lines
-//! as they are.
+//! entry decodes only the ones that do. A lookup is a binary search over
+//! where the lines start (found once, as they are read), reading keys only;
+//! only entries that are used get decoded, and saving copies the untouched
+//! lines as they are.
 //!
 //! Stored lines come in two layers. The *base* holds every entry as of some
 //! save and is shared, unchanged, by many saves (the Lambda keeps it in an
@@ -449,10 +450,10 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
     }
 }
 
-/// Copies `lines` to `out` with `changes` (sorted by key) applied: lines
-/// nobody changed are copied in runs, as they are.
-/// With `starts`, where each line written starts is pushed to it, counted
-/// from where the merge begins in `out`.
+/// Copies the `stored` lines to `out` with `changes` (sorted by key)
+/// applied: lines nobody changed are copied in runs, as they are. With
+/// `starts`, where each line written starts is pushed to it, counted from
+/// where the merge begins in `out`.
 fn merge_lines<'a, K: AsRef<str>, V: Serialize + 'a>(
     out: &mut Vec<u8>,
     stored: &Lines,
