@@ -85,8 +85,8 @@ impl Lines {
     fn find(&self, key: &str) -> Option<&[u8]> {
         let lines = self.as_slice();
         let at = self.lower_bound(key);
-        let line = &lines[at..line_end(lines, at)?];
-        line_key(line).is_some_and(|found| found == key).then_some(line)
+        key_at(lines, at).filter(|found| found == key)?;
+        Some(&lines[at..line_end(lines, at)?])
     }
 
     /// Offset of the first line whose key is not below `key` (the end if
@@ -469,8 +469,7 @@ fn merge_lines<'a, K: AsRef<str>, V: Serialize + 'a>(
         let at = stored.lower_bound_from(cursor, key);
         copy_run(out, stored, cursor..at, origin, starts.as_deref_mut());
         cursor = at;
-        let tab = memchr::memchr2(b'\t', b'\n', &lines[at..]).map(|i| at + i);
-        if tab.is_some_and(|tab| lines[tab] == b'\t' && unquoted_key(&lines[at..tab]).is_some_and(|k| k == key)) {
+        if key_at(lines, at).is_some_and(|k| k == key) {
             cursor = line_end(lines, at).unwrap_or(lines.len());
         }
         if let Some(starts) = starts.as_deref_mut() {
@@ -560,14 +559,18 @@ fn line_end(lines: &[u8], at: usize) -> Option<usize> {
     Some(at + memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1))
 }
 
+/// The key of the line starting at `start`, reading no further than its
+/// tab; `None` when the line has no tab before its end, or no key there.
+fn key_at(lines: &[u8], start: usize) -> Option<Cow<'_, str>> {
+    let rest = lines.get(start..)?;
+    let key_end = memchr::memchr2(b'\t', b'\n', rest).filter(|&i| rest[i] == b'\t')?;
+    unquoted_key(&rest[..key_end])
+}
+
 /// Whether the line at `start` sorts below `key`. One that cannot be read
-/// (no tab after its key) sorts first.
+/// sorts first.
 fn line_below(lines: &[u8], start: usize, key: &str) -> bool {
-    let rest = lines.get(start..).unwrap_or_default();
-    match memchr::memchr2(b'\t', b'\n', rest) {
-        Some(key_end) if rest[key_end] == b'\t' => unquoted_key(&rest[..key_end]).is_none_or(|k| k.as_ref() < key),
-        _ => true,
-    }
+    key_at(lines, start).is_none_or(|k| k.as_ref() < key)
 }
 
 impl<V: Serialize + DeserializeOwned + Clone + PartialEq> PartialEq for LazyMap<V> {
