@@ -174,8 +174,8 @@ struct Trailer {
 pub struct StateBase {
     bytes: SharedBytes,
     lines: Lines,
-    /// Each section's lines, by name, and how many there are.
-    sections: Vec<(String, Lines, usize)>,
+    /// Each section's lines, by name.
+    sections: Vec<(String, Lines)>,
     principals: usize,
     digest: String,
 }
@@ -214,7 +214,11 @@ impl StateBase {
 
     /// The lines of section `name` and their count; none when it has none.
     fn section(&self, name: &str) -> (Lines, usize) {
-        self.sections.iter().find(|(n, _, _)| n == name).map(|(_, lines, n)| (lines.clone(), *n)).unwrap_or_default()
+        self.sections
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, lines)| (lines.clone(), lines.count()))
+            .unwrap_or_default()
     }
 
     /// Its checksum, which names it.
@@ -553,11 +557,9 @@ fn section_map<V: Serialize + serde::de::DeserializeOwned + Clone>(
     LazyMap::from_layers_counted(base.map(|b| (below, b.digest.clone())), lines, fits)
 }
 
-/// A base's section: its lines, counted once as the base is read.
-fn base_section(bytes: &SharedBytes, name: String, range: std::ops::Range<usize>) -> (String, Lines, usize) {
-    let lines = Lines::new(Arc::clone(bytes), range);
-    let count = lines.count();
-    (name, lines, count)
+/// A base's section: its name and lines.
+fn base_section(bytes: &SharedBytes, name: String, range: std::ops::Range<usize>) -> (String, Lines) {
+    (name, Lines::new(Arc::clone(bytes), range))
 }
 
 fn write_section_name(out: &mut Vec<u8>, name: &str) {
