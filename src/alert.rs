@@ -78,7 +78,7 @@ fn is_format_char(c: char) -> bool {
 /// of what identifies the incident.
 pub fn dedup_key(detector: &str, subject: &[&str]) -> String {
     let joined = subject.join("\u{1f}");
-    format!("{detector}:{:016x}", xxhash_rust::xxh3::xxh3_64(joined.as_bytes()))
+    format!("{detector}:{:016x}", twox_hash::XxHash3_64::oneshot(joined.as_bytes()))
 }
 
 impl Alert {

@@ -128,7 +128,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, skipped: &mut u64, problems: &mut 
 /// The identity of a file's content, so the same file replayed again
 /// (under any name) is recognised.
 pub fn file_input_id(path: &Path) -> io::Result<String> {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut hasher = twox_hash::XxHash3_128::new();
     let mut file = File::open(path)?;
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -136,9 +136,9 @@ pub fn file_input_id(path: &Path) -> io::Result<String> {
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
+        hasher.write(&buf[..n]);
     }
-    Ok(format!("file:xxh3-128:{:032x}", hasher.digest128()))
+    Ok(format!("file:xxh3-128:{:032x}", hasher.finish_128()))
 }
 
 /// Replays `files` through `engine`, handing each alert to `on_alert` and

@@ -267,7 +267,7 @@ fn build_event(raw: RawRecord<'_>, json: &[u8]) -> Result<AssumeRoleEvent, Event
             .event_id
             .as_deref()
             .map(str::to_owned)
-            .unwrap_or_else(|| format!("xxh3:{:016x}", xxhash_rust::xxh3::xxh3_64(json))),
+            .unwrap_or_else(|| format!("xxh3:{:016x}", twox_hash::XxHash3_64::oneshot(json))),
         event_time,
         event_name: raw.event_name.as_deref().unwrap_or_default().to_owned(),
         principal: principal_of(identity),

@@ -50,7 +50,7 @@ impl Timed for Grant {
 
 impl Grant {
     pub fn event_key(event_id: &str) -> u64 {
-        xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
+        twox_hash::XxHash3_64::oneshot(event_id.as_bytes())
     }
 }
 

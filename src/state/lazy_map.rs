@@ -645,7 +645,7 @@ mod tests {
                 // As a new base is: with the starts its merge found.
                 let mut starts = Vec::new();
                 map.write_all_lines(&mut out, &due, Some(&mut starts));
-                let digest = format!("{:x}", xxhash_rust::xxh3::xxh3_64(&out));
+                let digest = format!("{:x}", twox_hash::XxHash3_64::oneshot(&out));
                 let end = out.len();
                 let base = Lines::with_starts(Arc::new(out), 0..end, starts);
                 assert_eq!(*base.starts, base.scan_starts(), "a merge knows where the lines it wrote start");

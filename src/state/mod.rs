@@ -266,7 +266,7 @@ fn checked_lines(bytes: &[u8], header_end: usize) -> Result<(std::ops::Range<usi
 /// The checksum of saved bytes and the count that closes them: the count
 /// is trusted once read, so it is covered too (as the seed).
 fn digest(bytes: &[u8], principals: usize) -> String {
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64_with_seed(bytes, principals as u64))
+    format!("{:016x}", twox_hash::XxHash3_64::oneshot_with_seed(principals as u64, bytes))
 }
 
 /// Appends the closing line over everything in `out`; returns the checksum.
