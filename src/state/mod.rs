@@ -208,8 +208,8 @@ impl StateBase {
         digest: String,
     ) -> Result<StateBase, String> {
         let found = Sections::find((*bytes).as_ref(), lines)?;
-        let sections = found.named.into_iter().map(|(name, range)| base_section(&bytes, name, range)).collect();
-        Ok(StateBase { lines: Lines::new(Arc::clone(&bytes), found.principals), sections, bytes, principals, digest })
+        let sections = found.named.into_iter().map(|(name, lines)| (name, lines.into_lines(&bytes))).collect();
+        Ok(StateBase { lines: found.principals.into_lines(&bytes), sections, bytes, principals, digest })
     }
 
     /// The lines of section `name` and their count; none when it has none.
@@ -387,6 +387,7 @@ impl State {
         }
         let (lines, trailer) = checked_lines(&bytes, header_end).map_err(corrupt)?;
         let sections = Sections::find(&bytes, lines).map_err(corrupt)?;
+        let shared: SharedBytes = Arc::clone(&bytes) as SharedBytes;
         if state.format == FORMAT_TWO_HISTORIES_IN_HEADER && !sections.named.is_empty() {
             return Err(corrupt("format 2 state has no sections".to_owned()));
         }
@@ -399,15 +400,15 @@ impl State {
         };
         state.unexpected_source_ip.principals = LazyMap::from_layers(
             base.map(|b| (b.lines.clone(), b.digest.clone())),
-            Lines::new(Arc::clone(&bytes) as SharedBytes, sections.principals),
+            sections.principals.into_lines(&shared),
             trailer.principals,
         );
         let mut changes: BTreeMap<String, Lines> = BTreeMap::new();
-        for (name, range) in sections.named {
+        for (name, lines) in sections.named {
             if ![FAILURES_SECTION, GRANTS_SECTION, INPUTS_SECTION].contains(&name.as_str()) {
                 return Err(corrupt(format!("unknown section #{name}")));
             }
-            changes.insert(name, Lines::new(Arc::clone(&bytes) as SharedBytes, range));
+            changes.insert(name, lines.into_lines(&shared));
         }
         let entries = state.entries.take();
         // Format 2 has no sections: its histories and inputs came in the first line.
@@ -572,34 +573,57 @@ fn write_section_name(out: &mut Vec<u8>, name: &str) {
 /// start with a JSON string).
 const SECTION_MARK: u8 = b'#';
 
-/// Where the principals' lines and each named section are in saved lines.
+/// Where the principals' lines and each named section are in saved lines,
+/// and where each of their lines starts.
 struct Sections {
-    principals: std::ops::Range<usize>,
-    named: Vec<(String, std::ops::Range<usize>)>,
+    principals: SectionLines,
+    named: Vec<(String, SectionLines)>,
+}
+
+/// One section's lines, and where each starts from the start of `range`.
+#[derive(Default)]
+struct SectionLines {
+    range: std::ops::Range<usize>,
+    starts: Vec<usize>,
+}
+
+impl SectionLines {
+    fn into_lines(self, bytes: &SharedBytes) -> Lines {
+        Lines::with_starts(Arc::clone(bytes), self.range, self.starts)
+    }
 }
 
 impl Sections {
+    /// One pass finds the section marks and where every line starts: every
+    /// invocation loads a state part of up to several hundred kB, and a
+    /// second pass for the starts took as long as the first.
     fn find(bytes: &[u8], lines: std::ops::Range<usize>) -> Result<Sections, String> {
-        let section_start = |from: usize| {
-            if bytes.get(from) == Some(&SECTION_MARK) {
-                return Some(from);
+        let body = bytes.get(lines.clone()).unwrap_or_default();
+        // The principals' lines first, then each named section.
+        let mut sections = vec![(None, SectionLines { range: lines.clone(), starts: Vec::new() })];
+        let mut line_start = 0;
+        while line_start < body.len() {
+            let newline = memchr::memchr(b'\n', &body[line_start..]).map(|i| line_start + i);
+            let line_end = newline.map_or(body.len(), |i| i + 1);
+            if body[line_start] == SECTION_MARK {
+                let name_end = newline.ok_or("a section name line is cut short")?;
+                let name = String::from_utf8_lossy(&body[line_start + 1..name_end]).into_owned();
+                if sections.iter().any(|(seen, _)| seen.as_ref() == Some(&name)) {
+                    return Err(format!("section #{name} appears twice"));
+                }
+                if let Some((_, current)) = sections.last_mut() {
+                    current.range.end = lines.start + line_start;
+                }
+                let lines_after = lines.start + line_end..lines.end;
+                sections.push((Some(name), SectionLines { range: lines_after, starts: Vec::new() }));
+            } else if let Some((_, current)) = sections.last_mut() {
+                current.starts.push(lines.start + line_start - current.range.start);
             }
-            memchr::memmem::find(&bytes[from..lines.end], b"\n#").map(|i| from + i + 1)
-        };
-        let mut at = section_start(lines.start).filter(|&i| i < lines.end);
-        let principals = lines.start..at.unwrap_or(lines.end);
-        let mut named: Vec<(String, std::ops::Range<usize>)> = Vec::new();
-        while let Some(mark) = at {
-            let name_end =
-                mark + memchr::memchr(b'\n', &bytes[mark..lines.end]).ok_or("a section name line is cut short")?;
-            let name = String::from_utf8_lossy(&bytes[mark + 1..name_end]).into_owned();
-            if named.iter().any(|(seen, _)| *seen == name) {
-                return Err(format!("section #{name} appears twice"));
-            }
-            let start = name_end + 1;
-            at = (start < lines.end).then(|| section_start(start)).flatten();
-            named.push((name, start..at.unwrap_or(lines.end)));
+            line_start = line_end;
         }
+        let mut sections = sections.into_iter();
+        let principals = sections.next().map(|(_, lines)| lines).unwrap_or_default();
+        let named = sections.filter_map(|(name, lines)| Some((name?, lines))).collect();
         Ok(Sections { principals, named })
     }
 }
