@@ -67,16 +67,30 @@ pub struct Baseline {
 /// a sequence.
 impl Serialize for Baseline {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        let mut fields = serializer.serialize_tuple(3 + usize::from(self.roaming_until.is_some()))?;
-        fields.serialize_element(&self.first_seen)?;
-        fields.serialize_element(&self.last_seen)?;
-        fields.serialize_element(&self.networks)?;
-        if let Some(until) = &self.roaming_until {
-            fields.serialize_element(until)?;
-        }
-        fields.end()
+        three_and_optional_fourth(
+            serializer,
+            (&self.first_seen, &self.last_seen, &self.networks),
+            self.roaming_until.as_ref(),
+        )
     }
+}
+
+/// An array of three fields and a fourth when there is one: how a baseline
+/// and a sighting are saved.
+fn three_and_optional_fourth<S: serde::Serializer>(
+    serializer: S,
+    (first, second, third): (&impl Serialize, &impl Serialize, &impl Serialize),
+    fourth: Option<&impl Serialize>,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeTuple;
+    let mut fields = serializer.serialize_tuple(3 + usize::from(fourth.is_some()))?;
+    fields.serialize_element(first)?;
+    fields.serialize_element(second)?;
+    fields.serialize_element(third)?;
+    if let Some(fourth) = fourth {
+        fields.serialize_element(fourth)?;
+    }
+    fields.end()
 }
 
 /// What was learned, not when it was last pruned in memory.
@@ -128,15 +142,7 @@ pub struct Occurrence {
 /// in the order the derived `Deserialize` reads a sequence.
 impl Serialize for Sighting {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        let mut fields = serializer.serialize_tuple(3 + usize::from(self.unjudged.is_some()))?;
-        fields.serialize_element(&self.network)?;
-        fields.serialize_element(&self.first)?;
-        fields.serialize_element(&self.last)?;
-        if let Some(unjudged) = &self.unjudged {
-            fields.serialize_element(unjudged)?;
-        }
-        fields.end()
+        three_and_optional_fourth(serializer, (&self.network, &self.first, &self.last), self.unjudged.as_ref())
     }
 }
 
