@@ -50,7 +50,7 @@ pub struct Baseline {
     #[serde(default)]
     pub networks: Vec<Sighting>,
     /// Roaming until this event time, unless it qualifies again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub roaming_until: Option<EpochSeconds>,
     /// The watermark it was last pruned to, while in memory: a baseline is
     /// pruned once per input, at its first use, as pruning every baseline

@@ -58,11 +58,14 @@ impl Spare {
         }
     }
 
-    /// The spare when it fits, else a fresh buffer. A spare too small is
-    /// grown: the allocator moves its pages, already touched, rather than
-    /// copying them, so only the growth faults; a base read from S3 is
-    /// exactly its size, and the next base is a little larger. One more than
-    /// twice as large is left for a larger account's base rather than tied up.
+    /// The spare when it fits or once grown, else a fresh buffer. A base read
+    /// from S3 is exactly its size and the next base a little larger, so a
+    /// spare too small is grown: a buffer this size is usually mapped on its
+    /// own, and glibc then moves its pages, already touched, with `mremap`
+    /// rather than copying them, so only the growth faults. (Had the
+    /// allocator placed it on its heap, growing copies it, briefly holding
+    /// both.) One more than twice as large is left for a larger account's
+    /// base rather than tied up.
     ///
     /// New room is a quarter more than asked: an account's next base is a
     /// little larger than its last. Room never written is never paged in.

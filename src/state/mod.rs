@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! {"format":3,"watermark":…,"entries":{…},…}          everything small, one JSON document
-//! "arn:aws:sts::…:assumed-role/…"\t<due>\t{…}         one line per known principal, sorted
+//! "arn:aws:sts::…:assumed-role/…"\t<due>\t[…]         one line per known principal, sorted
 //! #repeated_failures                                 then, each after a line naming it,
 //! "arn:aws:iam::…:user/…"\t<due>\t[{"t":…,"id":…}]    failures per principal, sorted,
 //! #long_session
@@ -703,6 +703,14 @@ impl StateStore for FileStateStore {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn checksums_are_the_xxh3_values_saved_state_already_holds() {
+        // Computed with the xxhash-rust crate that wrote earlier releases'
+        // checksums: a different value would set every account's state aside.
+        let bytes = b"{\"rolewatch_state_base\":3}\n\"alice\"\t1\t[1,2,[]]\n";
+        assert_eq!(super::digest(bytes, 1), "c2d6b4b7147f9f55");
+    }
+
     use super::*;
 
     #[test]
