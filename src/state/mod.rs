@@ -703,15 +703,15 @@ impl StateStore for FileStateStore {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn checksums_are_the_xxh3_values_saved_state_already_holds() {
         // Computed with the xxhash-rust crate that wrote earlier releases'
         // checksums: a different value would set every account's state aside.
         let bytes = b"{\"rolewatch_state_base\":3}\n\"alice\"\t1\t[1,2,[]]\n";
-        assert_eq!(super::digest(bytes, 1), "c2d6b4b7147f9f55");
+        assert_eq!(digest(bytes, 1), "c2d6b4b7147f9f55");
     }
-
-    use super::*;
 
     #[test]
     fn file_store_round_trips_and_missing_is_empty() {
