@@ -4,11 +4,13 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod replay;
+
 use clap::{Parser, Subcommand, ValueEnum};
+use replay::{collect_inputs, replay_files, Problem};
 use rolewatch::alert::Alert;
 use rolewatch::config::Config;
 use rolewatch::engine::Engine;
-use rolewatch::replay::{collect_inputs, replay_files, Problem};
 use rolewatch::state::{FileStateStore, MemoryStateStore, StateStore};
 
 #[derive(Parser)]
@@ -97,7 +99,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("{e}\nhint: move the file aside to start with fresh state"))?;
             let mut engine = Engine::new(&config, loaded);
             let (files, skipped, problems) = collect_inputs(&paths);
-            let mut failed = problems.len() as u64;
             for problem in &problems {
                 eprintln!("rolewatch: {problem}");
             }
@@ -125,14 +126,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let _ = out.flush();
             summary.skipped += skipped;
-            summary.failed += failed;
+            summary.failed += problems.len() as u64;
             if let Err(err) = store.save(engine.state()) {
                 eprintln!("rolewatch: {err}");
-                failed += 1;
                 summary.failed += 1;
             }
             eprintln!("rolewatch: {}", summary.line());
-            let _ = failed;
             Ok(if summary.failed > 0 { ExitCode::from(EXIT_INPUT_FAILED) } else { ExitCode::SUCCESS })
         }
     }

@@ -3,24 +3,21 @@
 //! cannot be read is reported and counted, and the others go on.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::alert::Alert;
-use crate::cloudtrail::{
-    classify_key, read_input_chunked, AssumeRoleEvent, EpochSeconds, InputKind, InputLimits, ReadError, RecordError,
-};
-use crate::engine::Engine;
+use rolewatch::alert::Alert;
+use rolewatch::cloudtrail::{classify_key, InputKind, InputLimits, ReadError, RecordError, ScanBuffer};
+use rolewatch::engine::Engine;
+use rolewatch::ingest::{ingest, IngestOutcome, CHUNK_EVENTS};
 
-/// Role assumptions applied at a time from one file: bounds memory (about
-/// 0.8 KB each) whatever the file holds.
-const CHUNK_EVENTS: usize = 4_096;
 /// Bad records printed per file before the rest are only counted.
 const MAX_RECORD_PROBLEMS_SHOWN: usize = 10;
 
+/// What a replay did, for the closing line on stderr.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Summary {
+pub struct ReplaySummary {
     pub files: u64,
     pub records: u64,
     pub role_assumptions: u64,
@@ -36,7 +33,7 @@ pub struct Summary {
     pub elapsed: Duration,
 }
 
-impl Summary {
+impl ReplaySummary {
     pub fn line(&self) -> String {
         let seconds = self.elapsed.as_secs_f64().max(1e-9);
         let mb = self.bytes as f64 / 1e6;
@@ -75,8 +72,10 @@ pub enum Problem {
 pub enum InputError {
     #[error("{0}")]
     Open(io::Error),
-    #[error("{error}")]
-    Read { error: ReadError },
+    #[error("{0}")]
+    Content(ReadError),
+    #[error("read failed: {0}")]
+    Source(io::Error),
     #[error("no such file or folder")]
     Missing,
 }
@@ -149,14 +148,16 @@ pub fn replay_files(
     limits: &InputLimits,
     mut on_alert: impl FnMut(&Alert),
     mut on_problem: impl FnMut(Problem),
-) -> Summary {
+) -> ReplaySummary {
     let started = Instant::now();
-    let mut summary = Summary::default();
+    let mut summary = ReplaySummary::default();
+    let mut buffer = ScanBuffer::default();
     for path in files {
         summary.files += 1;
         let fail = |error: InputError| Problem::Input { path: path.clone(), error };
-        let id = match file_input_id(path) {
-            Ok(id) => id,
+        let opened = file_input_id(path).and_then(|id| Ok((id, File::open(path)?)));
+        let (id, file) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
                 summary.failed += 1;
                 on_problem(fail(InputError::Open(e)));
@@ -168,28 +169,9 @@ pub fn replay_files(
             summary.already_processed += 1;
             continue;
         }
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) => {
-                summary.failed += 1;
-                on_problem(fail(InputError::Open(e)));
-                continue;
-            }
-        };
         summary.bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
-        // Very large files are applied in chunks so memory stays flat; the
-        // file is marked processed only once all of it was read.
-        let mut alerts = Vec::new();
-        let mut newest: Option<EpochSeconds> = None;
-        let mut apply_chunk = |chunk: Vec<AssumeRoleEvent>| {
-            newest = newest.max(chunk.iter().map(|e| e.event_time).max());
-            alerts.extend(engine.apply_unrecorded(&chunk));
-        };
-        let (read, failure) = match read_input_chunked(BufReader::new(file), limits, CHUNK_EVENTS, &mut apply_chunk) {
-            Ok(read) => (read, None),
-            Err(failure) => (failure.partial, Some(failure.error)),
-        };
-        apply_chunk(read.events);
+        let ingested = ingest(engine, &id, file, limits, CHUNK_EVENTS, &mut buffer);
+        let read = ingested.outcome.events();
         summary.records += read.records;
         summary.role_assumptions += read.role_assumptions;
         summary.bad_records += read.bad_record_count;
@@ -200,17 +182,21 @@ pub fn replay_files(
         if read.bad_record_count > shown {
             on_problem(Problem::MoreRecords { path: path.clone(), more: read.bad_record_count - shown });
         }
-        match failure {
-            // What was read before the failure still counts, but the file is
-            // not marked processed: a repaired copy must be read in full.
-            Some(error) => {
+        // What was read before a failure still counts, but the file is not
+        // marked processed: a repaired copy is read in full.
+        match ingested.outcome {
+            IngestOutcome::Read(_) => {}
+            IngestOutcome::Unreadable { error, .. } => {
                 summary.failed += 1;
-                on_problem(fail(InputError::Read { error }));
+                on_problem(fail(InputError::Content(error)));
             }
-            None => engine.record_input(&id, newest),
+            IngestOutcome::SourceFailed { error, .. } => {
+                summary.failed += 1;
+                on_problem(fail(InputError::Source(error)));
+            }
         }
-        summary.alerts += alerts.len() as u64;
-        alerts.iter().for_each(&mut on_alert);
+        summary.alerts += ingested.alerts.len() as u64;
+        ingested.alerts.iter().for_each(&mut on_alert);
     }
     summary.roaming_principals = engine.roaming_principals();
     summary.elapsed = started.elapsed();

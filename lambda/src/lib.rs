@@ -4,8 +4,8 @@
 //! ```text
 //! trigger (S3 notification | EventBridge Object Created | SQS | CloudTrail SNS)
 //!   -> triggers     object refs; digests, non-logs and s3:TestEvent skipped
-//!   -> ObjectSource streamed GetObject -> read_input_chunked, 4,096 role assumptions at a time
-//!   -> StateRepo    per account: a state object (conditional writes) naming a shared base
+//!   -> ObjectSource streamed GetObject -> rolewatch::ingest, 4,096 role assumptions at a time
+//!   -> StateStore   per account: a state object (conditional writes) naming a shared base
 //!   -> Engine       rolewatch::engine, pure
 //!   -> AlertSink    SNS PublishBatch; state saved only after delivery
 //! ```
@@ -14,17 +14,21 @@
 //! capability traits in [`ports`]; [`aws`] implements them on the AWS SDK,
 //! and `main.rs` only wires them together once per cold start.
 
+mod account;
 pub mod aws;
 pub mod handler;
+mod object_stream;
 pub mod ports;
+pub mod report;
 pub mod settings;
 pub mod triggers;
 
-pub use handler::{Handler, InvocationError, Summary};
+pub use handler::Handler;
+pub use report::{InvocationError, InvocationSummary};
 pub use settings::Settings;
 
 /// The handler as deployed: S3 objects, S3 state, SNS alerts.
-pub type AwsHandler = Handler<aws::S3Source, aws::S3StateRepo, aws::SnsSink>;
+pub type AwsHandler = Handler<aws::S3Source, aws::S3StateStore, aws::SnsSink>;
 
 /// Builds the deployed handler from settings and an SDK configuration
 /// (which honours `AWS_ENDPOINT_URL` and the other standard variables).
@@ -34,7 +38,7 @@ pub fn aws_handler(settings: &Settings, sdk_config: &aws_config::SdkConfig) -> A
     let sns = aws_sdk_sns::Client::new(sdk_config);
     Handler::new(
         aws::S3Source::new(s3.clone()),
-        aws::S3StateRepo::new(s3, &settings.state_bucket, &settings.state_prefix)
+        aws::S3StateStore::new(s3, &settings.state_bucket, &settings.state_prefix)
             .with_base_cache_bytes(settings.base_cache_bytes),
         aws::SnsSink::new(sns, &settings.topic_arn),
         settings.config.clone(),

@@ -22,15 +22,39 @@ pub trait ObjectSource: Send + Sync {
     fn open(&self, object: &ObjectRef) -> impl Future<Output = Result<ObjectReader, SourceError>> + Send;
 }
 
+/// Any error of a capability's implementation, kept with its causes.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error and every cause below it, on one line: SDK errors say little
+/// more than "service error" at the top.
+pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 #[derive(Debug, Error)]
 pub enum SourceError {
-    /// The object does not exist (deleted before it was read?). Retrying
-    /// will not help; it is reported like an unreadable object.
+    /// The object does not exist (404: deleted before it was read?).
+    /// Retrying will not help; it is reported like an unreadable object.
     #[error("object not found")]
     NotFound,
-    /// Anything else (permissions, throttling, network): worth a retry.
-    #[error("{0}")]
-    Other(String),
+    /// Reading it was refused (403): the function's permissions, the
+    /// bucket policy, the KMS key or the expected bucket owner, not the
+    /// object. A retry helps once the setup is mended; no alert is raised.
+    #[error("access denied (check the function's s3:GetObject and kms:Decrypt permissions and the bucket owner): {}", with_causes(.0.as_ref()))]
+    AccessDenied(#[source] BoxError),
+    /// Anything else (throttling, network): worth a retry.
+    #[error("{}", with_causes(.0.as_ref()))]
+    Request(#[source] BoxError),
 }
 
 /// An opaque version token of a stored state object (its ETag).
@@ -96,8 +120,8 @@ pub enum SaveOutcome {
 }
 
 /// Detector state, one object per account, saved conditionally.
-pub trait StateRepo: Send + Sync {
-    fn load(&self, account: &str) -> impl Future<Output = Result<LoadedState, StateError>> + Send;
+pub trait StateStore: Send + Sync {
+    fn load(&self, account: &str) -> impl Future<Output = Result<LoadedState, StoreError>> + Send;
 
     /// Saves only if the stored object is still `expected` (`None`: only if
     /// there is none yet).
@@ -106,36 +130,44 @@ pub trait StateRepo: Send + Sync {
         account: &str,
         state: &State,
         expected: Option<&StateVersion>,
-    ) -> impl Future<Output = Result<SaveOutcome, StateError>> + Send;
+    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 
     /// Waits for the account's lease, so invocations for one account take
     /// turns and two of them never publish the same burst from the same
     /// starting state. Conditional writes stay the safety net behind it.
     /// The default takes no lease (stores with a single writer).
-    fn acquire_lease(&self, account: &str) -> impl Future<Output = Result<(), StateError>> + Send {
+    fn acquire_lease(&self, account: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         let _ = account;
         async { Ok(()) }
     }
 
     /// Gives the lease back; called on every path once the account is done.
-    fn release_lease(&self, account: &str) -> impl Future<Output = Result<(), StateError>> + Send {
+    fn release_lease(&self, account: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         let _ = account;
         async { Ok(()) }
     }
 
     /// Copies unreadable state bytes aside; returns where they went.
-    fn quarantine(&self, account: &str, raw: &[u8]) -> impl Future<Output = Result<String, StateError>> + Send;
+    fn quarantine(&self, account: &str, raw: &[u8]) -> impl Future<Output = Result<String, StoreError>> + Send;
 
     /// Where an account's state lives, for messages (`s3://bucket/key`).
     fn location(&self, account: &str) -> String;
 }
 
+/// A state store's request failed; worth a retry.
 #[derive(Debug, Error)]
-#[error("{operation} {location}: {reason}")]
-pub struct StateError {
+#[error("{operation} {location}: {}", with_causes(.source.as_ref()))]
+pub struct StoreError {
     pub operation: &'static str,
     pub location: String,
-    pub reason: String,
+    #[source]
+    pub source: BoxError,
+}
+
+impl StoreError {
+    pub fn new(operation: &'static str, location: impl Into<String>, source: impl Into<BoxError>) -> StoreError {
+        StoreError { operation, location: location.into(), source: source.into() }
+    }
 }
 
 /// Where alerts go.
@@ -146,8 +178,8 @@ pub trait AlertSink: Send + Sync {
 
 #[derive(Debug, Error)]
 pub enum SinkError {
-    #[error("publish request failed: {0}")]
-    Request(String),
+    #[error("publish request failed: {}", with_causes(.0.as_ref()))]
+    Request(#[source] BoxError),
     #[error("{failed} of {total} messages rejected: {details}")]
     Rejected { failed: usize, total: usize, details: String },
     #[error("alert {dedup_key} cannot be sent: {reason}")]

@@ -21,9 +21,14 @@ impl S3Source {
 impl ObjectSource for S3Source {
     async fn open(&self, object: &ObjectRef) -> Result<ObjectReader, SourceError> {
         let output = self.client.get_object().bucket(&object.bucket).key(&object.key).send().await.map_err(|err| {
-            match err.as_service_error() {
-                Some(GetObjectError::NoSuchKey(_)) => SourceError::NotFound,
-                _ => SourceError::Other(super::describe(&err)),
+            let status = err.raw_response().map(|response| response.status().as_u16());
+            match (err.as_service_error(), status) {
+                (Some(GetObjectError::NoSuchKey(_)), _) | (_, Some(404)) => SourceError::NotFound,
+                // S3 answers 403 for a missing key too when s3:ListBucket is
+                // not granted: not found is then indistinguishable, and a
+                // retry shows whether the setup was mended.
+                (_, Some(403)) => SourceError::AccessDenied(err.into()),
+                _ => SourceError::Request(err.into()),
             }
         })?;
         Ok(Box::pin(output.body.into_async_read()))

@@ -25,8 +25,9 @@ use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use rolewatch::state::{State, StateBase};
+use rolewatch::storage::{BaseSpare, SharedBytes};
 
-use crate::ports::{LoadedState, SaveOutcome, StateError, StateRepo, StateVersion};
+use crate::ports::{BoxError, LoadedState, SaveOutcome, StateStore, StateVersion, StoreError};
 
 /// The default `ROLEWATCH_STATE_PREFIX`.
 pub const DEFAULT_STATE_PREFIX: &str = "rolewatch/state/";
@@ -47,7 +48,7 @@ const ORPHAN_BASE_AGE: Duration = Duration::from_secs(3_600);
 const MAX_BASE_RETRIES: usize = 3;
 
 #[derive(Debug, Clone)]
-pub struct S3StateRepo {
+pub struct S3StateStore {
     client: Client,
     bucket: String,
     prefix: String,
@@ -56,11 +57,14 @@ pub struct S3StateRepo {
     /// one to delete once a save replaces it.
     named_bases: Arc<Mutex<HashMap<String, Option<String>>>>,
     orphan_base_age: Duration,
+    /// The memory of the last base dropped, for the next base this process
+    /// reads or writes (see `rolewatch::storage::BaseSpare`).
+    spare: BaseSpare,
 }
 
 /// A base's bytes as a request body without copying them: a base can be
 /// tens of MB, and the function's memory is small.
-struct BaseBody(rolewatch::state::SharedBytes);
+struct BaseBody(SharedBytes);
 
 impl AsRef<[u8]> for BaseBody {
     fn as_ref(&self) -> &[u8] {
@@ -100,7 +104,7 @@ impl BaseCache {
     }
 }
 
-impl S3StateRepo {
+impl S3StateStore {
     pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
         Self {
             client,
@@ -109,6 +113,7 @@ impl S3StateRepo {
             bases: Arc::new(Mutex::new(BaseCache { budget_bytes: DEFAULT_BASE_CACHE_BYTES, entries: Vec::new() })),
             named_bases: Arc::default(),
             orphan_base_age: ORPHAN_BASE_AGE,
+            spare: BaseSpare::default(),
         }
     }
 
@@ -133,7 +138,7 @@ impl S3StateRepo {
 
     /// The base named `digest`: from memory, else from S3. `Ok(Err(why))`
     /// when it is missing or damaged.
-    async fn base(&self, account: &str, digest: &str) -> Result<Result<StateBase, String>, StateError> {
+    async fn base(&self, account: &str, digest: &str) -> Result<Result<StateBase, String>, StoreError> {
         let key = self.base_key(account, digest);
         if let Some(base) = self.bases.lock().ok().and_then(|mut cache| cache.get(&key)) {
             return Ok(Ok(base));
@@ -143,10 +148,10 @@ impl S3StateRepo {
             Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
                 return Ok(Err(format!("its base s3://{}/{key} is missing", self.bucket)));
             }
-            Err(err) => return Err(self.error("load", &key, super::describe(&err))),
+            Err(err) => return Err(self.error("load", &key, err)),
         };
-        let raw = output.body.collect().await.map_err(|err| self.error("load", &key, super::describe(&err)))?.to_vec();
-        match StateBase::from_bytes(raw) {
+        let raw = output.body.collect().await.map_err(|err| self.error("load", &key, err))?.to_vec();
+        match StateBase::from_bytes(raw, &self.spare) {
             Ok(base) if base.digest() == digest => {
                 if let Ok(mut cache) = self.bases.lock() {
                     cache.put(key, base.clone());
@@ -166,20 +171,20 @@ impl S3StateRepo {
             cache.remove(&key);
         }
         if let Err(err) = self.client.delete_object().bucket(&self.bucket).key(&key).send().await {
-            tracing::warn!(account, base = %key, error = %super::describe(&err),
+            tracing::warn!(account, base = %key, error = %crate::ports::with_causes(&err),
                 "a replaced state base could not be deleted; it is unused and can be removed");
         }
     }
 
     /// Deletes old bases no state names: left by a save that lost a
     /// conflict after writing its base, or by an invocation that died
-    /// between the two writes. Best effort, like [`S3StateRepo::delete_base`].
+    /// between the two writes. Best effort, like [`S3StateStore::delete_base`].
     async fn delete_orphan_bases(&self, account: &str, named: Option<&str>) {
         let prefix = self.base_key(account, "");
         let listed = match self.client.list_objects_v2().bucket(&self.bucket).prefix(&prefix).send().await {
             Ok(listed) => listed,
             Err(err) => {
-                tracing::warn!(account, prefix = %prefix, error = %super::describe(&err),
+                tracing::warn!(account, prefix = %prefix, error = %crate::ports::with_causes(&err),
                     "state bases could not be listed to remove unused ones");
                 return;
             }
@@ -212,16 +217,16 @@ impl S3StateRepo {
 
     /// Takes the lease if it is free: creates it, or replaces an expired
     /// (or released) one by its ETag. `Ok(false)`: someone else holds it.
-    async fn try_lease(&self, key: &str) -> Result<bool, StateError> {
+    async fn try_lease(&self, key: &str) -> Result<bool, StoreError> {
         let now = epoch_seconds();
         let body = ByteStream::from(format!("{{\"expires\":{}}}", now + LEASE_SECONDS).into_bytes());
         let put = self.client.put_object().bucket(&self.bucket).key(key).content_type("application/json").body(body);
         let put = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => put.if_none_match("*"),
-            Err(err) => return Err(self.error("lease", key, super::describe(&err))),
+            Err(err) => return Err(self.error("lease", key, err)),
             Ok(output) => {
                 let etag = output.e_tag().unwrap_or_default().to_owned();
-                let raw = output.body.collect().await.map_err(|e| self.error("lease", key, super::describe(&e)))?;
+                let raw = output.body.collect().await.map_err(|e| self.error("lease", key, e))?;
                 // An unreadable lease counts as expired rather than blocking forever.
                 let expires = serde_json::from_slice::<serde_json::Value>(&raw.to_vec())
                     .ok()
@@ -236,17 +241,17 @@ impl S3StateRepo {
         match put.send().await {
             Ok(_) => Ok(true),
             Err(err) if is_conflict(&err) || is_missing(&err) => Ok(false),
-            Err(err) => Err(self.error("lease", key, super::describe(&err))),
+            Err(err) => Err(self.error("lease", key, err)),
         }
     }
 
-    fn error(&self, operation: &'static str, key: &str, reason: String) -> StateError {
-        StateError { operation, location: format!("s3://{}/{key}", self.bucket), reason }
+    fn error(&self, operation: &'static str, key: &str, source: impl Into<BoxError>) -> StoreError {
+        StoreError::new(operation, format!("s3://{}/{key}", self.bucket), source)
     }
 }
 
-impl StateRepo for S3StateRepo {
-    async fn load(&self, account: &str) -> Result<LoadedState, StateError> {
+impl StateStore for S3StateStore {
+    async fn load(&self, account: &str) -> Result<LoadedState, StoreError> {
         let key = self.key(account);
         let mut read_before: Option<StateVersion> = None;
         for _ in 0..MAX_BASE_RETRIES {
@@ -256,11 +261,10 @@ impl StateRepo for S3StateRepo {
                     self.remember_base(account, None);
                     return Ok(LoadedState::Missing);
                 }
-                Err(err) => return Err(self.error("load", &key, super::describe(&err))),
+                Err(err) => return Err(self.error("load", &key, err)),
             };
             let version = StateVersion(output.e_tag().unwrap_or_default().to_owned());
-            let raw =
-                output.body.collect().await.map_err(|err| self.error("load", &key, super::describe(&err)))?.to_vec();
+            let raw = output.body.collect().await.map_err(|err| self.error("load", &key, err))?.to_vec();
             let Some(digest) = State::base_of(&raw) else {
                 self.remember_base(account, None);
                 return Ok(LoadedState::from_bytes(raw, version));
@@ -294,9 +298,9 @@ impl StateRepo for S3StateRepo {
         account: &str,
         state: &State,
         expected: Option<&StateVersion>,
-    ) -> Result<SaveOutcome, StateError> {
+    ) -> Result<SaveOutcome, StoreError> {
         let key = self.key(account);
-        let saved = state.to_parts();
+        let saved = state.to_parts(&self.spare);
         if let Some(base) = &saved.new_base {
             // Before the state object that names it. Written again by a retry,
             // it is the same object: a base is named by its content.
@@ -309,7 +313,7 @@ impl StateRepo for S3StateRepo {
                 .body(ByteStream::from(bytes::Bytes::from_owner(BaseBody(base.shared_bytes()))))
                 .send()
                 .await
-                .map_err(|err| self.error("save", &base_key, super::describe(&err)))?;
+                .map_err(|err| self.error("save", &base_key, err))?;
             if let Ok(mut cache) = self.bases.lock() {
                 cache.put(base_key, base.clone());
             }
@@ -333,7 +337,7 @@ impl StateRepo for S3StateRepo {
             Err(err) if is_conflict(&err) => return Ok(SaveOutcome::Conflict),
             // `If-Match` on an object deleted since it was read: load again.
             Err(err) if expected.is_some() && is_missing(&err) => return Ok(SaveOutcome::Conflict),
-            Err(err) => return Err(self.error("save", &key, super::describe(&err))),
+            Err(err) => return Err(self.error("save", &key, err)),
         };
         let replaced = self
             .named_bases
@@ -350,7 +354,7 @@ impl StateRepo for S3StateRepo {
         Ok(SaveOutcome::Saved(version))
     }
 
-    async fn acquire_lease(&self, account: &str) -> Result<(), StateError> {
+    async fn acquire_lease(&self, account: &str) -> Result<(), StoreError> {
         let key = self.lease_key(account);
         let started = Instant::now();
         let mut attempt: u64 = 0;
@@ -374,7 +378,7 @@ impl StateRepo for S3StateRepo {
 
     /// Writes the lease back as expired: free for the next invocation, and
     /// no DeleteObject permission needed.
-    async fn release_lease(&self, account: &str) -> Result<(), StateError> {
+    async fn release_lease(&self, account: &str) -> Result<(), StoreError> {
         let key = self.lease_key(account);
         self.client
             .put_object()
@@ -385,12 +389,12 @@ impl StateRepo for S3StateRepo {
             .send()
             .await
             .map(|_| ())
-            .map_err(|err| self.error("lease", &key, super::describe(&err)))
+            .map_err(|err| self.error("lease", &key, err))
     }
 
     /// Copies the state aside, and the base it names beside it when that
     /// can be read: the base itself is deleted in time once no state names it.
-    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
+    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StoreError> {
         let stamp = chrono::DateTime::<chrono::Utc>::from(SystemTime::now()).format("%Y%m%dT%H%M%S%.3fZ").to_string();
         let key = format!("{}quarantine/{account}-{stamp}.json", self.prefix);
         if let Some(digest) = State::base_of(raw) {
@@ -403,7 +407,7 @@ impl StateRepo for S3StateRepo {
                     .body(ByteStream::from(bytes::Bytes::from_owner(BaseBody(base.shared_bytes()))))
                     .send()
                     .await
-                    .map_err(|err| self.error("quarantine", &base_key, super::describe(&err)))?;
+                    .map_err(|err| self.error("quarantine", &base_key, err))?;
             }
         }
         self.client
@@ -413,7 +417,7 @@ impl StateRepo for S3StateRepo {
             .body(ByteStream::from(raw.to_vec()))
             .send()
             .await
-            .map_err(|err| self.error("quarantine", &key, super::describe(&err)))?;
+            .map_err(|err| self.error("quarantine", &key, err))?;
         Ok(format!("s3://{}/{key}", self.bucket))
     }
 

@@ -40,7 +40,7 @@ impl AlertSink for SnsSink {
                 .set_publish_batch_request_entries(Some(batch))
                 .send()
                 .await
-                .map_err(|err| SinkError::Request(super::describe(&err)))?;
+                .map_err(|err| SinkError::Request(err.into()))?;
             let failed = output.failed();
             if !failed.is_empty() {
                 let details = failed

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rolewatch::state::State;
-use rolewatch_lambda::aws::S3StateRepo;
-use rolewatch_lambda::ports::{LoadedState, SaveOutcome, StateError, StateRepo, StateVersion};
+use rolewatch_lambda::aws::S3StateStore;
+use rolewatch_lambda::ports::{LoadedState, SaveOutcome, StateStore, StateVersion, StoreError};
 
 /// The real S3 state store, paused after each load so concurrent
 /// invocations really do work from stale state, and counting the conflicts
@@ -23,7 +23,7 @@ use rolewatch_lambda::ports::{LoadedState, SaveOutcome, StateError, StateRepo, S
 /// reason: two invocations that read the released lease at once can both
 /// take it on moto, never on S3.
 pub struct ContendedState {
-    inner: S3StateRepo,
+    inner: S3StateStore,
     load_pause: Duration,
     conflicts: Arc<AtomicUsize>,
     in_flight: tokio::sync::Mutex<()>,
@@ -33,7 +33,7 @@ pub struct ContendedState {
 }
 
 impl ContendedState {
-    pub fn new(inner: S3StateRepo, load_pause: Duration, conflicts: Arc<AtomicUsize>) -> Self {
+    pub fn new(inner: S3StateStore, load_pause: Duration, conflicts: Arc<AtomicUsize>) -> Self {
         ContendedState { inner, load_pause, conflicts, in_flight: tokio::sync::Mutex::new(()), leasing: None }
     }
 
@@ -43,8 +43,8 @@ impl ContendedState {
     }
 }
 
-impl StateRepo for ContendedState {
-    async fn load(&self, account: &str) -> Result<LoadedState, StateError> {
+impl StateStore for ContendedState {
+    async fn load(&self, account: &str) -> Result<LoadedState, StoreError> {
         let loaded = self.inner.load(account).await;
         tokio::time::sleep(self.load_pause).await;
         loaded
@@ -55,7 +55,7 @@ impl StateRepo for ContendedState {
         account: &str,
         state: &State,
         expected: Option<&StateVersion>,
-    ) -> Result<SaveOutcome, StateError> {
+    ) -> Result<SaveOutcome, StoreError> {
         let _one_at_a_time = self.in_flight.lock().await;
         let saved = self.inner.save(account, state, expected).await;
         if matches!(saved, Ok(SaveOutcome::Conflict)) {
@@ -64,7 +64,7 @@ impl StateRepo for ContendedState {
         saved
     }
 
-    async fn acquire_lease(&self, account: &str) -> Result<(), StateError> {
+    async fn acquire_lease(&self, account: &str) -> Result<(), StoreError> {
         match &self.leasing {
             Some(one_at_a_time) => {
                 let _taking = one_at_a_time.lock().await;
@@ -74,14 +74,14 @@ impl StateRepo for ContendedState {
         }
     }
 
-    async fn release_lease(&self, account: &str) -> Result<(), StateError> {
+    async fn release_lease(&self, account: &str) -> Result<(), StoreError> {
         match self.leasing {
             Some(_) => self.inner.release_lease(account).await,
             None => Ok(()),
         }
     }
 
-    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
+    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StoreError> {
         self.inner.quarantine(account, raw).await
     }
 

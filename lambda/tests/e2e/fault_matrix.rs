@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use rolewatch::alert::Alert;
 use rolewatch::state::State;
-use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
+use rolewatch_lambda::aws::{S3Source, S3StateStore, SnsSink};
 use rolewatch_lambda::ports::{
-    AlertSink, LoadedState, ObjectReader, ObjectSource, SaveOutcome, SinkError, SourceError, StateError, StateRepo,
-    StateVersion,
+    AlertSink, LoadedState, ObjectReader, ObjectSource, SaveOutcome, SinkError, SourceError, StateStore, StateVersion,
+    StoreError,
 };
 use rolewatch_lambda::triggers::ObjectRef;
 use rolewatch_lambda::Handler;
@@ -135,25 +135,25 @@ impl ObjectSource for FaultySource {
     async fn open(&self, object: &ObjectRef) -> Result<ObjectReader, SourceError> {
         if self.injector.call(Op::Get).is_some() {
             self.injector.fired(format!("GetObject {}", object.key));
-            return Err(SourceError::Other("injected: GetObject 503 SlowDown".into()));
+            return Err(SourceError::Request("injected: GetObject 503 SlowDown".into()));
         }
         self.inner.open(object).await
     }
 }
 
 struct FaultyRepo {
-    inner: S3StateRepo,
+    inner: S3StateStore,
     injector: Arc<Injector>,
 }
 
-impl StateRepo for FaultyRepo {
-    async fn load(&self, account: &str) -> Result<LoadedState, StateError> {
+impl StateStore for FaultyRepo {
+    async fn load(&self, account: &str) -> Result<LoadedState, StoreError> {
         if self.injector.call(Op::Load).is_some() {
             self.injector.fired(format!("load {account}"));
-            return Err(StateError {
+            return Err(StoreError {
                 operation: "load",
                 location: self.inner.location(account),
-                reason: "injected: GetObject 500 InternalError".into(),
+                source: "injected: GetObject 500 InternalError".into(),
             });
         }
         self.inner.load(account).await
@@ -164,7 +164,7 @@ impl StateRepo for FaultyRepo {
         account: &str,
         state: &State,
         expected: Option<&StateVersion>,
-    ) -> Result<SaveOutcome, StateError> {
+    ) -> Result<SaveOutcome, StoreError> {
         match self.injector.call(Op::Save) {
             Some(Fault::WriteConflict) => {
                 // A real conditional PUT that moto must refuse: the ETag
@@ -177,17 +177,17 @@ impl StateRepo for FaultyRepo {
             }
             Some(_) => {
                 self.injector.fired(format!("save {account}"));
-                Err(StateError {
+                Err(StoreError {
                     operation: "save",
                     location: self.inner.location(account),
-                    reason: "injected: PutObject 503 SlowDown".into(),
+                    source: "injected: PutObject 503 SlowDown".into(),
                 })
             }
             None => self.inner.save(account, state, expected).await,
         }
     }
 
-    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StateError> {
+    async fn quarantine(&self, account: &str, raw: &[u8]) -> Result<String, StoreError> {
         self.inner.quarantine(account, raw).await
     }
 
@@ -230,7 +230,7 @@ fn handler(fx: &Fixture, prefix: &str, injector: &Arc<Injector>) -> FaultyHandle
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&fx.sdk).force_path_style(true).build());
     Handler::new(
         FaultySource { inner: S3Source::new(s3.clone()), injector: Arc::clone(injector) },
-        FaultyRepo { inner: S3StateRepo::new(s3, STATE_BUCKET, prefix), injector: Arc::clone(injector) },
+        FaultyRepo { inner: S3StateStore::new(s3, STATE_BUCKET, prefix), injector: Arc::clone(injector) },
         FaultySink {
             inner: SnsSink::new(aws_sdk_sns::Client::new(&fx.sdk), &fx.topic_arn),
             injector: Arc::clone(injector),

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
+use rolewatch_lambda::aws::{S3Source, S3StateStore, SnsSink};
 use rolewatch_lambda::Handler;
 
 use crate::harness::{
@@ -27,7 +27,7 @@ async fn sns_unreachable_fails_the_invocation_without_advancing_state_and_the_re
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&fx.sdk).force_path_style(true).build());
     let broken = Handler::new(
         S3Source::new(s3.clone()),
-        S3StateRepo::new(s3, STATE_BUCKET, prefix),
+        S3StateStore::new(s3, STATE_BUCKET, prefix),
         SnsSink::new(dead_sns, &fx.topic_arn),
         fx.settings(prefix).config,
     );

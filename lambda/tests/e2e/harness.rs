@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::primitives::ByteStream;
-use rolewatch_lambda::aws::{S3Source, S3StateRepo, SnsSink};
-use rolewatch_lambda::ports::StateRepo;
+use rolewatch_lambda::aws::{S3Source, S3StateStore, SnsSink};
+use rolewatch_lambda::ports::StateStore;
 use rolewatch_lambda::{aws_handler, AwsHandler, Handler, Settings};
 use serde_json::{json, Value};
 
@@ -212,14 +212,14 @@ impl Fixture {
 
     /// The handler `main` builds, with the state store `repo` makes of the
     /// real S3 one (to slow it, count its conflicts, configure it).
-    pub fn handler_with<R: StateRepo>(
+    pub fn handler_with<R: StateStore>(
         &self,
         prefix: &str,
-        repo: impl FnOnce(S3StateRepo) -> R,
+        repo: impl FnOnce(S3StateStore) -> R,
     ) -> Handler<S3Source, R, SnsSink> {
         Handler::new(
             S3Source::new(self.s3.clone()),
-            repo(S3StateRepo::new(self.s3.clone(), STATE_BUCKET, prefix)),
+            repo(S3StateStore::new(self.s3.clone(), STATE_BUCKET, prefix)),
             SnsSink::new(aws_sdk_sns::Client::new(&self.sdk), &self.topic_arn),
             self.settings(prefix).config,
         )
@@ -262,7 +262,7 @@ impl Fixture {
             Some(digest) => {
                 let (base, _) =
                     self.get(STATE_BUCKET, &format!("{prefix}{account}.base-{digest}")).await.expect("the named base");
-                State::from_parts(bytes, &StateBase::from_bytes(base).expect("the base is valid"))
+                State::from_parts(bytes, &StateBase::from_bytes(base, &Default::default()).expect("the base is valid"))
             }
         };
         Some(state.expect("saved state is valid"))

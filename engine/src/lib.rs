@@ -11,16 +11,18 @@
 //!   -> sink (stdout | SNS)      state saved only after delivery
 //! ```
 //!
-//! Only the edges differ: [`replay`] reads files and a state file; the
-//! `rolewatch-lambda` crate reads S3 and publishes to SNS.
+//! Only the edges differ: the `rolewatch` command (package `rolewatch-cli`)
+//! reads files and a state file; the `rolewatch-lambda` package reads S3 and
+//! publishes to SNS. Neither adds detection logic.
 
 pub mod alert;
 pub mod cloudtrail;
 pub mod config;
 pub mod detect;
 pub mod engine;
-pub mod replay;
+pub mod ingest;
 pub mod state;
+pub mod storage;
 
 pub use alert::{Alert, Severity};
 pub use config::Config;

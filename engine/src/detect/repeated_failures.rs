@@ -4,11 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{secs, short_name, HorizonPruning, Timed, LATE_HISTORY_SECONDS};
+use super::{secs, short_name, LATE_HISTORY_SECONDS};
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::RepeatedFailuresConfig;
-use crate::state::LazyMap;
+use crate::storage::LazyMap;
+use crate::storage::{HorizonPruning, Timed};
 
 pub const DETECTOR: &str = "repeated_failures";
 /// Failures kept per principal; a storm beyond this keeps the newest.

@@ -11,11 +11,12 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{secs, short_name, within, LATE_HISTORY_SECONDS, LONG_MEMORY_SECONDS, SWEEP_INTERVAL_SECONDS};
+use super::{secs, short_name, within, LATE_HISTORY_SECONDS, LONG_MEMORY_SECONDS};
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{format_rfc3339, AssumeRoleEvent, EpochSeconds, SourceAddress};
 use crate::config::UnexpectedSourceIpConfig;
-use crate::state::LazyMap;
+use crate::storage::LazyMap;
+use crate::storage::SWEEP_INTERVAL_SECONDS;
 
 pub const DETECTOR: &str = "unexpected_source_ip";
 /// Networks kept per principal. Well above any sane `roaming_networks`:

@@ -9,6 +9,7 @@ pub use event::{
 };
 pub use reader::{
     read_input, read_input_chunked, InputEvents, InputLimits, ReadError, ReadFailure, RecordError, RecordProblem,
+    ScanBuffer,
 };
 pub use time::{format_rfc3339, parse_event_time, EpochSeconds};
 

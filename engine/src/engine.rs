@@ -525,8 +525,8 @@ mod tests {
                 // piece now and then, in an order that varies with the seed.
                 saved = match (n as u64 ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 61 {
                     0 => crate::state::SavedState { state: state.to_bytes(), base: None, new_base: None },
-                    1 | 2 => state.to_parts_within(0),
-                    _ => state.to_parts_within(usize::MAX),
+                    1 | 2 => state.to_parts_within(0, &crate::storage::BaseSpare::default()),
+                    _ => state.to_parts_within(usize::MAX, &crate::storage::BaseSpare::default()),
                 };
             }
             proptest::prop_assert!(raised > 0, "the traffic raises alerts to compare");

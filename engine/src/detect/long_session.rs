@@ -6,11 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{secs, short_name, within, HorizonPruning, Timed, LATE_HISTORY_SECONDS};
+use super::{secs, short_name, within, LATE_HISTORY_SECONDS};
 use crate::alert::{dedup_key, Alert, Severity};
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::LongSessionConfig;
-use crate::state::LazyMap;
+use crate::storage::LazyMap;
+use crate::storage::{HorizonPruning, Timed};
 
 pub const DETECTOR: &str = "long_session";
 /// STS's own default when a request names no `DurationSeconds`.

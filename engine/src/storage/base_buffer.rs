@@ -9,46 +9,51 @@
 //!
 //! The peak stays where it was: a base is always written while the one it
 //! replaces is still in use, so two bases fit in memory anyway. One spare
-//! is kept per process, never more.
+//! is kept per [`BaseSpare`], never more, and its owner is plain to see:
+//! the Lambda's state repository holds one for the life of the process.
 
 use std::sync::{Arc, Mutex};
 
 /// Saved bytes shared by a base or state and every map reading from them.
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 
-/// Where a dropped base's memory waits for the next base.
-struct Spare(Mutex<Option<Vec<u8>>>);
+/// Where a dropped base's memory waits for the next base. A handle: clones
+/// share one spare.
+#[derive(Clone, Default)]
+pub struct BaseSpare(Arc<Mutex<Option<Vec<u8>>>>);
 
-static SPARE: Spare = Spare(Mutex::new(None));
-
-/// A base's bytes, whose memory goes to the spare when the last reader
-/// lets go of them.
-pub(crate) struct BaseBuffer(Vec<u8>);
-
-impl BaseBuffer {
-    pub(crate) fn shared(bytes: Vec<u8>) -> SharedBytes {
-        Arc::new(BaseBuffer(bytes))
+impl std::fmt::Debug for BaseSpare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self.0.lock().ok().and_then(|spare| spare.as_ref().map(Vec::capacity));
+        f.debug_struct("BaseSpare").field("kept_bytes", &kept).finish()
     }
+}
+
+/// A base's bytes, whose memory goes back to its spare when the last
+/// reader lets go of them.
+struct BaseBuffer {
+    bytes: Vec<u8>,
+    home: BaseSpare,
 }
 
 impl AsRef<[u8]> for BaseBuffer {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 }
 
 impl Drop for BaseBuffer {
     fn drop(&mut self) {
-        SPARE.offer(std::mem::take(&mut self.0));
+        self.home.offer(std::mem::take(&mut self.bytes));
     }
 }
 
-/// An empty buffer for a new base of about `estimate_bytes`: see [`Spare::take`].
-pub(crate) fn take(estimate_bytes: usize) -> Vec<u8> {
-    SPARE.take(estimate_bytes)
-}
+impl BaseSpare {
+    /// `bytes` as a base's shared bytes, returned here once unused.
+    pub fn share(&self, bytes: Vec<u8>) -> SharedBytes {
+        Arc::new(BaseBuffer { bytes, home: self.clone() })
+    }
 
-impl Spare {
     fn offer(&self, bytes: Vec<u8>) {
         if let Ok(mut spare) = self.0.lock() {
             // The larger one is the more likely to fit the next base.
@@ -69,7 +74,7 @@ impl Spare {
     ///
     /// New room is a quarter more than asked: an account's next base is a
     /// little larger than its last. Room never written is never paged in.
-    fn take(&self, estimate_bytes: usize) -> Vec<u8> {
+    pub fn take(&self, estimate_bytes: usize) -> Vec<u8> {
         let room = estimate_bytes.saturating_add(estimate_bytes / 4);
         if let Ok(mut spare) = self.0.lock() {
             match spare.take() {
@@ -96,28 +101,27 @@ mod tests {
 
     #[test]
     fn a_dropped_base_buffer_is_written_into_again() {
-        // Larger than any base other tests write meanwhile: theirs never
-        // take this spare nor replace it.
+        let spare = BaseSpare::default();
         let size = 64 * MIB;
-        let mut bytes = take(size);
+        let mut bytes = spare.take(size);
         bytes.extend_from_slice(b"old base");
         let address = bytes.as_ptr();
-        let shared = BaseBuffer::shared(bytes);
+        let shared = spare.share(bytes);
         let reader = Arc::clone(&shared);
         drop(shared);
         // Still read by a state: not reused yet.
-        let fresh = take(size);
+        let fresh = spare.take(size);
         assert_ne!(fresh.as_ptr(), address);
         drop(fresh);
         drop(reader);
-        let again = take(size);
+        let again = spare.take(size);
         assert_eq!(again.as_ptr(), address, "the next base is written into the last one's memory");
         assert!(again.is_empty(), "and starts empty");
     }
 
     #[test]
     fn a_spare_is_used_only_by_a_base_it_fits() {
-        let spare = Spare(Mutex::new(None));
+        let spare = BaseSpare::default();
         spare.offer(Vec::with_capacity(MIB));
         assert_eq!(spare.take(MIB).capacity(), MIB, "a spare just large enough is used");
 

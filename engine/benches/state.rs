@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use rolewatch::cloudtrail::{read_input, AssumeRoleEvent, InputLimits, SourceAddress};
 use rolewatch::state::StateBase;
+use rolewatch::storage::BaseSpare;
 use rolewatch::{Config, Engine, State};
 
 const DEFAULT_PRINCIPALS: usize = 100_000;
@@ -44,7 +45,9 @@ fn main() {
     let known = state.unexpected_source_ip.principals.len();
     assert_eq!(known, principals, "every synthetic principal is kept in state");
     let whole = state.to_bytes();
-    let parts = state.to_parts();
+    // The figures other than the sequence's share one spare, as one process would.
+    let spare = BaseSpare::default();
+    let parts = state.to_parts(&spare);
     let base = parts.new_base.expect("this many principals are saved with a base");
     let part = parts.state;
     drop(state);
@@ -58,8 +61,10 @@ fn main() {
     // base is written into fresh memory, as a new execution environment's is.
     // The base written above stays alive meanwhile, out of the sequence's way.
     if let Some(folder) = &sequence {
-        let loaded = StateBase::from_bytes(raw_base.clone()).expect("base loads");
-        run_sequence(folder, part.clone(), loaded, "sequence");
+        // A spare of its own: a function that just started has none.
+        let fresh_function = BaseSpare::default();
+        let loaded = StateBase::from_bytes(raw_base.clone(), &fresh_function).expect("base loads");
+        run_sequence(folder, part.clone(), loaded, &fresh_function, "sequence");
     }
 
     // One piece (the CLI's state file): read whole, written whole.
@@ -78,7 +83,7 @@ fn main() {
     // (checksum over all of it), and the daily sweep that writes a new one.
     let mut copies: Vec<Vec<u8>> = (0..RUNS).map(|_| raw_base.clone()).collect();
     let base_read = median(|| {
-        std::hint::black_box(StateBase::from_bytes(copies.pop().unwrap_or_default()).expect("base loads"));
+        std::hint::black_box(StateBase::from_bytes(copies.pop().unwrap_or_default(), &spare).expect("base loads"));
     });
     let sweep = median(|| {
         // A day on, nothing due yet: the sweep reads every line's due time only.
@@ -86,7 +91,7 @@ fn main() {
         let day_later = state.watermark.unwrap_or_default() + 86_400;
         state.unexpected_source_ip.swept_at = None;
         state.unexpected_source_ip.prune(&Config::default().unexpected_source_ip, day_later);
-        std::hint::black_box(state.to_parts());
+        std::hint::black_box(state.to_parts(&spare));
     });
     println!("base_read_ms={:.2}", ms(base_read));
     println!("sweep_ms={:.1}", ms(sweep));
@@ -105,7 +110,7 @@ fn main() {
             let read = read_input(&bytes[..], &InputLimits::default()).expect("typical file reads");
             std::hint::black_box(engine.apply(&path.to_string_lossy(), &read.events));
             let processed_at = Instant::now();
-            let saved = engine.into_state().to_parts();
+            let saved = engine.into_state().to_parts(&spare);
             assert!(saved.new_base.is_none(), "one file's changes do not rewrite the base");
             saved_bytes = saved.state.len();
             save.push(processed_at.elapsed());
@@ -125,16 +130,17 @@ fn main() {
 
     if let Some(folder) = sequence {
         // The same invocations from empty state: what the 100,000 principals add.
-        let empty = State::default().to_parts();
-        let base = StateBase::from_bytes(raw_base).expect("base loads");
-        run_sequence(&folder, empty.state, base, "sequence_empty");
+        let fresh_function = BaseSpare::default();
+        let empty = State::default().to_parts(&fresh_function);
+        let base = StateBase::from_bytes(raw_base, &fresh_function).expect("base loads");
+        run_sequence(&folder, empty.state, base, &fresh_function, "sequence_empty");
     }
 }
 
 /// Every file of `folder` as one invocation after another against the same
 /// account's state, as the Lambda runs them: state part read (base in
 /// memory), file applied, changes saved, a new base when due.
-fn run_sequence(folder: &Path, mut part: Vec<u8>, mut base: StateBase, name: &str) {
+fn run_sequence(folder: &Path, mut part: Vec<u8>, mut base: StateBase, spare: &BaseSpare, name: &str) {
     let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
         .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -164,7 +170,7 @@ fn run_sequence(folder: &Path, mut part: Vec<u8>, mut base: StateBase, name: &st
         } else {
             process_times.push(processed_at - loaded_at);
         }
-        let saved = state.to_parts();
+        let saved = state.to_parts(spare);
         if let Some(new_base) = saved.new_base {
             new_bases += 1;
             new_base_time += processed_at.elapsed();

@@ -104,10 +104,35 @@ pub struct ReadFailure {
     pub partial: InputEvents,
 }
 
+/// The scanner's read buffer, handed from one input to the next by whoever
+/// reads many: a replay of many small files otherwise zeroes and pages in a
+/// fresh 256 KiB for every one. A buffer grown for one huge record is not
+/// kept.
+#[derive(Default)]
+pub struct ScanBuffer(Vec<u8>);
+
+impl std::fmt::Debug for ScanBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanBuffer").field("capacity", &self.0.capacity()).finish()
+    }
+}
+
+impl ScanBuffer {
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
+    }
+
+    fn keep(&mut self, buf: Vec<u8>) {
+        if buf.capacity() == READ_CHUNK_BYTES {
+            self.0 = buf;
+        }
+    }
+}
+
 /// Reads one CloudTrail input: `{"Records":[...]}` or a bare array of records.
 pub fn read_input<R: Read>(raw: R, limits: &InputLimits) -> Result<InputEvents, ReadFailure> {
     let mut out = InputEvents::default();
-    match scan_input(raw, limits, &mut out, None) {
+    match scan_input(raw, limits, &mut out, None, &mut ScanBuffer::default()) {
         Ok(()) => Ok(out),
         Err(error) => Err(ReadFailure { error, partial: out }),
     }
@@ -116,15 +141,17 @@ pub fn read_input<R: Read>(raw: R, limits: &InputLimits) -> Result<InputEvents, 
 /// Like [`read_input`], but hands role assumptions to `on_chunk` whenever
 /// `chunk_events` have gathered, so memory stays flat however many a file
 /// holds. The events left in the result (or the failure's `partial`) are the
-/// last, incomplete chunk.
+/// last, incomplete chunk. Reads into `buffer`, and leaves it there for the
+/// next input.
 pub fn read_input_chunked<R: Read>(
     raw: R,
     limits: &InputLimits,
     chunk_events: usize,
     on_chunk: &mut dyn FnMut(Vec<AssumeRoleEvent>),
+    buffer: &mut ScanBuffer,
 ) -> Result<InputEvents, ReadFailure> {
     let mut out = InputEvents::default();
-    match scan_input(raw, limits, &mut out, Some((chunk_events.max(1), on_chunk))) {
+    match scan_input(raw, limits, &mut out, Some((chunk_events.max(1), on_chunk)), buffer) {
         Ok(()) => Ok(out),
         Err(error) => Err(ReadFailure { error, partial: out }),
     }
@@ -137,6 +164,7 @@ fn scan_input<R: Read>(
     limits: &InputLimits,
     out: &mut InputEvents,
     sink: ChunkSink<'_>,
+    buffer: &mut ScanBuffer,
 ) -> Result<(), ReadError> {
     // A reader may return fewer bytes than asked (one, even): read until both
     // magic bytes are in, or gzip would go unnoticed.
@@ -155,8 +183,10 @@ fn scan_input<R: Read>(
     let source: Box<dyn Read + '_> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
     let capped =
         CappedReader { inner: source, remaining: limits.max_decompressed_bytes, limit: limits.max_decompressed_bytes };
-    let mut scanner = Scanner::new(capped, gzip, sink);
-    scanner.walk(limits, out)
+    let mut scanner = Scanner::new(capped, gzip, sink, buffer.take());
+    let walked = scanner.walk(limits, out);
+    buffer.keep(scanner.buf);
+    walked
 }
 
 struct CappedReader<R> {
@@ -409,16 +439,6 @@ fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
-impl<R> Drop for Scanner<'_, R> {
-    fn drop(&mut self) {
-        // A buffer grown for one huge record is not kept.
-        if self.buf.capacity() == READ_CHUNK_BYTES {
-            let buf = std::mem::take(&mut self.buf);
-            SPARE_SCAN_BUFFER.with(|spare| spare.set(buf));
-        }
-    }
-}
-
 struct Scanner<'s, R> {
     src: R,
     sink: ChunkSink<'s>,
@@ -433,15 +453,8 @@ struct Scanner<'s, R> {
     eof: bool,
 }
 
-thread_local! {
-    /// The last scan's buffer, for the next: a replay of many small files
-    /// otherwise zeroed and paged in a fresh 256 KiB for every one.
-    static SPARE_SCAN_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
 impl<'s, R: Read> Scanner<'s, R> {
-    fn new(src: R, gzip: bool, sink: ChunkSink<'s>) -> Self {
-        let mut buf = SPARE_SCAN_BUFFER.with(|spare| spare.take());
+    fn new(src: R, gzip: bool, sink: ChunkSink<'s>, mut buf: Vec<u8>) -> Self {
         // Its old bytes are never read: only `buf[pos..end]` is, and reads fill it.
         buf.resize(READ_CHUNK_BYTES, 0);
         Scanner { src, sink, gzip, buf, pos: 0, end: 0, base: 0, eof: false }
@@ -744,6 +757,8 @@ mod tests {
     fn a_scan_never_reads_what_the_last_one_left_in_its_buffer() {
         // The second input is the first cut short: on a reused buffer, the
         // first one's bytes lie just past where the second one ends.
+        let mut buffer = ScanBuffer::default();
+        let mut read = |bytes: &[u8]| read_input_chunked(bytes, &InputLimits::default(), 100, &mut |_| {}, &mut buffer);
         let whole = format!(r#"{{"Records":[{OK},{NOISE},{OK}]}}"#);
         assert_eq!(read(whole.as_bytes()).unwrap().events.len(), 2);
         let cut = &whole.as_bytes()[..whole.len() / 2];
@@ -751,14 +766,21 @@ mod tests {
         assert!(matches!(failure.error, ReadError::Truncated { .. }), "{:?}", failure.error);
         assert_eq!(failure.partial.events.len(), 1, "only the record before the cut");
         assert_eq!(read(whole.as_bytes()).unwrap().events.len(), 2, "and the whole one reads as before");
+        assert_eq!(buffer.0.capacity(), READ_CHUNK_BYTES, "the buffer was handed back for the next input");
     }
 
     #[test]
     fn chunked_reading_hands_over_every_event_once() {
         let text = format!(r#"{{"Records":[{OK},{NOISE},{OK},{OK},{OK},{OK}]}}"#);
         let mut chunks = Vec::new();
-        let rest =
-            read_input_chunked(text.as_bytes(), &InputLimits::default(), 2, &mut |c| chunks.push(c.len())).unwrap();
+        let rest = read_input_chunked(
+            text.as_bytes(),
+            &InputLimits::default(),
+            2,
+            &mut |c| chunks.push(c.len()),
+            &mut ScanBuffer::default(),
+        )
+        .unwrap();
         assert_eq!(chunks, [2, 2]);
         assert_eq!(rest.events.len(), 1);
         assert_eq!((rest.records, rest.role_assumptions), (6, 5));

@@ -1,0 +1,148 @@
+//! Detector state kept between runs and invocations, and where it is kept.
+//!
+//! State is bounded: every detector prunes by event time and caps its
+//! per-key history, and processed inputs are remembered for a few days of
+//! event time (redelivery happens within hours; cooldowns and event-id
+//! dedup cover what is older).
+//!
+//! Saved state (format 3) is lines of text:
+//!
+//! ```text
+//! {"format":3,"watermark":…,"entries":{…},…}          everything small, one JSON document
+//! "arn:aws:sts::…:assumed-role/…"\t<due>\t[…]         one line per known principal, sorted
+//! #repeated_failures                                 then, each after a line naming it,
+//! "arn:aws:iam::…:user/…"\t<due>\t[{"t":…,"id":…}]    failures per principal, sorted,
+//! #long_session
+//! "arn:aws:iam::…:role/…"\t<due>\t[[…],…]             long grants per role, sorted,
+//! #inputs
+//! "s3://…"\t<due>\t<time>                             and processed inputs, sorted
+//! {"principals":N,"xxh3":"…"}                         count and checksum of all that precedes
+//! ```
+//!
+//! Principals are most of an account's state and an invocation touches few of
+//! them, so their lines are decoded only when used and copied as they are on
+//! save (see `lazy_map`). Failure and grant histories and processed
+//! inputs are kept the same way: an invocation decodes the few it touches.
+//! Formats 1 (one JSON document) and 2 (histories and inputs in the first
+//! line) are still read.
+//!
+//! Saved in two parts ([`State::to_parts`], for the Lambda), the principals
+//! and sections live in a [`StateBase`] of the same shape, rewritten rarely
+//! and shared by many saves; the state itself then carries `"base":"<its
+//! checksum>"` and each section's entry count in its first line and, on its
+//! lines, only what changed since that base (a `null` marks an entry
+//! forgotten since). An invocation then reads and writes the changes, not
+//! everything the account's state holds.
+
+mod base;
+mod format;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use base::{SavedState, StateBase};
+pub use format::STATE_FORMAT;
+use format::{Section, SectionEntries};
+pub use store::{FileStateStore, MemoryStateStore, StateStore};
+
+use crate::cloudtrail::EpochSeconds;
+use crate::detect::long_session::LongSessionState;
+use crate::detect::repeated_failures::FailureState;
+use crate::detect::source_ip::SourceIpState;
+use crate::storage::{HorizonPruning, LazyMap};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub format: u32,
+    /// Newest event time seen; pruning is measured from it, never the clock.
+    #[serde(default)]
+    pub watermark: Option<EpochSeconds>,
+    /// Processed inputs (file digests, `s3://bucket/key`) and the newest
+    /// event time each held. Saved on lines of their own; read from here
+    /// only in state of formats 1 and 2.
+    #[serde(default, skip_serializing)]
+    pub inputs: LazyMap<EpochSeconds>,
+    #[serde(default)]
+    pub inputs_pruning: HorizonPruning,
+    /// Event times at which each dedup key raised an alert.
+    #[serde(default)]
+    pub raised: BTreeMap<String, Vec<EpochSeconds>>,
+    #[serde(default)]
+    pub repeated_failures: FailureState,
+    #[serde(default)]
+    pub unexpected_source_ip: SourceIpState,
+    #[serde(default)]
+    pub long_session: LongSessionState,
+    /// Checksum of the base a saved state's principals build on; read, then
+    /// held by the principals themselves.
+    #[serde(default, skip_serializing)]
+    base: Option<String>,
+    /// How many entries each section holds, base and changes together;
+    /// read, then held by the maps themselves.
+    #[serde(default, skip_serializing)]
+    entries: Option<SectionEntries>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            format: STATE_FORMAT,
+            watermark: None,
+            inputs: LazyMap::default(),
+            inputs_pruning: HorizonPruning::default(),
+            raised: BTreeMap::new(),
+            repeated_failures: FailureState::default(),
+            unexpected_source_ip: SourceIpState::default(),
+            long_session: LongSessionState::default(),
+            base: None,
+            entries: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read state file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write state file {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("state {origin} is not valid rolewatch state: {reason}")]
+    Corrupt { origin: String, reason: String },
+    #[error("state {origin} has format {found}, this rolewatch reads formats 1 to {STATE_FORMAT}")]
+    Format { origin: String, found: u32 },
+}
+
+impl State {
+    /// The maps saved as named sections after the principals' lines, in
+    /// saved order: a history per key that a detector keeps goes here (and
+    /// in [`State::sections_mut`]), and the format needs nothing else to
+    /// save it, load it, count it and refuse a section it does not know.
+    pub(crate) fn sections(&self) -> [(&'static str, &dyn Section); 3] {
+        [
+            ("repeated_failures", &self.repeated_failures.by_principal),
+            ("long_session", &self.long_session.by_role),
+            ("inputs", &self.inputs),
+        ]
+    }
+
+    /// [`State::sections`], to load them.
+    fn sections_mut(&mut self) -> [(&'static str, &mut dyn Section); 3] {
+        [
+            ("repeated_failures", &mut self.repeated_failures.by_principal),
+            ("long_session", &mut self.long_session.by_role),
+            ("inputs", &mut self.inputs),
+        ]
+    }
+
+    /// The inputs remembered as processed, in order.
+    pub fn processed_inputs(&self) -> Vec<String> {
+        let remembered = |(key, newest): (String, EpochSeconds)| self.inputs_pruning.keeps(&newest).then_some(key);
+        self.inputs.entries().into_iter().filter_map(remembered).collect()
+    }
+}

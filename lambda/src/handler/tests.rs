@@ -1,0 +1,466 @@
+//! The flow with in-memory capabilities: the orderings and failure paths
+//! that are awkward to provoke against a server.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rolewatch::alert::Alert;
+use rolewatch::state::State;
+use serde_json::json;
+
+use super::*;
+use crate::ports::{LoadedState, ObjectReader, SaveOutcome, SinkError, SourceError, StateVersion, StoreError};
+
+const ACCOUNT: &str = "111122223333";
+
+fn key(name: &str) -> String {
+    format!("AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/10/05/{ACCOUNT}_CloudTrail_us-east-1_{name}.json")
+}
+
+fn denied(id: &str, second: u32) -> Value {
+    denied_by("guesser", id, second)
+}
+
+fn denied_by(user: &str, id: &str, second: u32) -> Value {
+    json!({"eventVersion": "1.08", "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
+        "eventTime": format!("2026-10-05T10:00:{second:02}Z"), "eventID": id, "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.18.9.20", "errorCode": "AccessDenied", "requestParameters": null,
+        "recipientAccountId": ACCOUNT,
+        "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/{user}"), "accountId": ACCOUNT}})
+}
+
+fn granted(id: &str, second: u32) -> Value {
+    let mut record = denied_by("deployer", id, second);
+    record["errorCode"] = Value::Null;
+    record["sourceIPAddress"] = json!("192.0.2.44");
+    record["requestParameters"] =
+        json!({"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/deploy"), "roleSessionName": "deployer"});
+    record
+}
+
+fn log(records: &[Value]) -> Vec<u8> {
+    json!({ "Records": records }).to_string().into_bytes()
+}
+
+/// Five failures by `user` within 20 s: one repeated_failures alert.
+fn burst_by(user: &str, prefix: &str) -> Vec<Value> {
+    (0..5).map(|i| denied_by(user, &format!("{prefix}{i}"), i * 5)).collect()
+}
+
+fn burst_log(prefix: &str) -> Vec<u8> {
+    let records: Vec<Value> = (0..5).map(|i| denied(&format!("{prefix}{i}"), i * 5)).collect();
+    json!({ "Records": records }).to_string().into_bytes()
+}
+
+fn event(keys: &[&str]) -> Value {
+    let records: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            json!({"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "trail"}, "object": {"key": k}}})
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// Objects in memory; `broken` ones fail part-way like a dropped
+/// connection; from the `refused_from`-th open on, one cannot be opened.
+#[derive(Default)]
+struct Objects {
+    objects: HashMap<String, Vec<u8>>,
+    broken: HashSet<String>,
+    refused_from: HashMap<String, u32>,
+    opens: Mutex<HashMap<String, u32>>,
+}
+
+impl Objects {
+    fn with(objects: &[(&str, Vec<u8>)]) -> Objects {
+        let objects = objects.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        Objects { objects, ..Objects::default() }
+    }
+
+    fn opens(&self, key: &str) -> u32 {
+        self.opens.lock().map(|o| o.get(key).copied().unwrap_or(0)).unwrap_or(0)
+    }
+}
+
+/// A reader that returns some bytes and then an I/O error.
+struct Dropped(Vec<u8>, bool);
+
+impl tokio::io::AsyncRead for Dropped {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.1 {
+            return std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection reset by peer",
+            )));
+        }
+        let n = self.0.len().min(buf.remaining());
+        buf.put_slice(&self.0[..n]);
+        self.1 = true;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl ObjectSource for Objects {
+    async fn open(&self, object: &ObjectRef) -> Result<ObjectReader, SourceError> {
+        let opens = {
+            let mut opens = self.opens.lock().map_err(|_| SourceError::Request("poisoned".into()))?;
+            let count = opens.entry(object.key.clone()).or_default();
+            *count += 1;
+            *count
+        };
+        if self.refused_from.get(&object.key).is_some_and(|from| opens >= *from) {
+            return Err(SourceError::Request("GetObject: 503 SlowDown".into()));
+        }
+        let bytes = self.objects.get(&object.key).cloned().ok_or(SourceError::NotFound)?;
+        if self.broken.contains(&object.key) {
+            let half = bytes[..bytes.len() / 2].to_vec();
+            return Ok(Box::pin(Dropped(half, false)));
+        }
+        Ok(Box::pin(std::io::Cursor::new(bytes)))
+    }
+}
+
+/// State in memory with versions; `conflicts` makes that many saves
+/// lose, each after `conflict_pause`.
+#[derive(Default)]
+struct Memory {
+    stored: Mutex<Option<(Vec<u8>, u64)>>,
+    conflicts: Mutex<u32>,
+    conflict_pause: Duration,
+    saves: Mutex<u32>,
+}
+
+impl Memory {
+    /// A store holding what `other` saved, as the next invocation finds it.
+    fn after(other: &Memory) -> Memory {
+        let stored = other.stored.lock().map(|s| s.clone()).unwrap_or_default();
+        Memory { stored: Mutex::new(stored), ..Memory::default() }
+    }
+
+    /// The saved state, read as `load` reads it (whatever its encoding).
+    fn state(&self) -> State {
+        let stored = self.stored.lock().ok().and_then(|s| s.clone());
+        match stored.map(|(bytes, v)| LoadedState::from_bytes(bytes, StateVersion(v.to_string()))) {
+            Some(LoadedState::Found { state, .. }) => *state,
+            _ => State::default(),
+        }
+    }
+}
+
+impl StateStore for Memory {
+    async fn load(&self, _: &str) -> Result<LoadedState, StoreError> {
+        let stored = self.stored.lock().map_err(|_| poisoned())?.clone();
+        match stored {
+            None => Ok(LoadedState::Missing),
+            Some((bytes, v)) => Ok(LoadedState::from_bytes(bytes, StateVersion(v.to_string()))),
+        }
+    }
+
+    async fn save(&self, _: &str, state: &State, expected: Option<&StateVersion>) -> Result<SaveOutcome, StoreError> {
+        let lost = {
+            let mut conflicts = self.conflicts.lock().map_err(|_| poisoned())?;
+            let lost = *conflicts > 0;
+            *conflicts = conflicts.saturating_sub(1);
+            lost
+        };
+        if lost {
+            tokio::time::sleep(self.conflict_pause).await;
+            return Ok(SaveOutcome::Conflict);
+        }
+        let mut stored = self.stored.lock().map_err(|_| poisoned())?;
+        let current = stored.as_ref().map(|(_, v)| v.to_string());
+        if current.as_deref() != expected.map(|v| v.0.as_str()) {
+            return Ok(SaveOutcome::Conflict);
+        }
+        let next = stored.as_ref().map_or(1, |(_, v)| v + 1);
+        *stored = Some((state.to_bytes(), next));
+        *self.saves.lock().map_err(|_| poisoned())? += 1;
+        Ok(SaveOutcome::Saved(StateVersion(next.to_string())))
+    }
+
+    async fn quarantine(&self, account: &str, _: &[u8]) -> Result<String, StoreError> {
+        Ok(format!("memory://quarantine/{account}"))
+    }
+
+    fn location(&self, account: &str) -> String {
+        format!("memory://{account}")
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::new("lock", "memory", "poisoned")
+}
+
+#[derive(Default)]
+struct Sink {
+    published: Mutex<Vec<Alert>>,
+    down: bool,
+}
+
+impl AlertSink for Sink {
+    async fn publish(&self, alerts: &[Alert]) -> Result<(), SinkError> {
+        if self.down {
+            return Err(SinkError::Request("dispatch failure: connection refused".into()));
+        }
+        self.published.lock().map_err(|_| SinkError::Request("poisoned".into()))?.extend_from_slice(alerts);
+        Ok(())
+    }
+}
+
+fn handler(objects: Objects, repo: Memory, sink: Sink) -> Handler<Objects, Memory, Sink> {
+    Handler::new(objects, repo, sink, Config::default())
+}
+
+fn published(h: &Handler<Objects, Memory, Sink>) -> Vec<String> {
+    h.sink.published.lock().map(|p| p.iter().map(|a| a.detector.clone()).collect()).unwrap_or_default()
+}
+
+fn alerts(h: &Handler<Objects, Memory, Sink>) -> Vec<Alert> {
+    h.sink.published.lock().map(|p| p.clone()).unwrap_or_default()
+}
+
+fn inputs(repo: &Memory) -> Vec<String> {
+    repo.state().processed_inputs()
+}
+
+#[tokio::test]
+async fn publishing_failure_fails_the_invocation_and_saves_nothing() {
+    let k = key("20261005T1005Z_a");
+    let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
+    let h = handler(objects, Memory::default(), Sink { down: true, ..Sink::default() });
+    let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains(&format!("s3://trail/{k}")) && err.contains("alerts not published"), "{err}");
+    assert!(h.store.stored.lock().map(|s| s.is_none()).unwrap_or(false), "state must not be saved");
+}
+
+#[tokio::test]
+async fn after_conflicts_alerts_already_published_are_not_published_again() {
+    let k = key("20261005T1005Z_a");
+    let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
+    let repo = Memory { conflicts: Mutex::new(3), ..Memory::default() };
+    let h = handler(objects, repo, Sink::default());
+    let summary = h.handle(event(&[&k])).await.map_err(|e| e.to_string());
+    assert_eq!(summary.as_ref().map(|s| s["alerts"].clone()), Ok(json!(1)), "{summary:?}");
+    assert_eq!(published(&h), ["repeated_failures"], "one alert, despite four applications");
+}
+
+#[tokio::test]
+async fn endless_conflicts_give_up_with_an_error_naming_the_account() {
+    let k = key("20261005T1005Z_a");
+    let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
+    let repo = Memory { conflicts: Mutex::new(u32::MAX), ..Memory::default() };
+    let h = handler(objects, repo, Sink::default());
+    let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains(ACCOUNT) && err.contains("conditional writes lost"), "{err}");
+    assert_eq!(published(&h), ["repeated_failures"], "published once, not once per attempt");
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried_not_reported_as_unreadable() {
+    let (good, broken) = (key("20261005T1005Z_a"), key("20261005T1010Z_b"));
+    let objects = Objects {
+        objects: HashMap::from([(good.clone(), burst_log("e")), (broken.clone(), burst_log("f"))]),
+        broken: HashSet::from([broken.clone()]),
+        ..Objects::default()
+    };
+    let h = handler(objects, Memory::default(), Sink::default());
+    let err = h.handle(event(&[&good, &broken])).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains(&format!("s3://trail/{broken}: cannot be fetched")), "{err}");
+    assert!(err.contains("connection reset"), "{err}");
+    assert_eq!(published(&h), ["repeated_failures"], "no unreadable_input alert for a network fault");
+    let stored = h.store.stored.lock().ok().and_then(|s| s.clone()).map(|(b, _)| b).unwrap_or_default();
+    let state = State::from_bytes(stored.clone()).map_err(|e| e.to_string());
+    let inputs: Vec<String> = state.map(|s| s.processed_inputs()).unwrap_or_default();
+    assert_eq!(inputs, [format!("s3://trail/{good}")], "the broken object stays unprocessed for the retry");
+}
+
+#[tokio::test]
+async fn a_vanished_object_is_reported_unreadable() {
+    let gone = key("20261005T1005Z_gone");
+    let h = handler(Objects::default(), Memory::default(), Sink::default());
+    let err = h.handle(event(&[&gone])).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains(&format!("s3://trail/{gone}: cannot be read")), "{err}");
+    assert_eq!(published(&h), ["unreadable_input"]);
+}
+
+#[tokio::test]
+async fn a_state_of_another_format_is_set_aside_not_a_crash_loop() {
+    let k = key("20261005T1005Z_a");
+    let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
+    let repo = Memory::default();
+    if let Ok(mut stored) = repo.stored.lock() {
+        *stored = Some((br#"{"format": 99}"#.to_vec(), 1));
+    }
+    let h = handler(objects, repo, Sink::default());
+    assert!(h.handle(event(&[&k])).await.is_ok(), "the account keeps working");
+    let mut got = published(&h);
+    got.sort();
+    assert_eq!(got, ["repeated_failures", "state_reset"]);
+    let kept_aside = h
+        .sink
+        .published
+        .lock()
+        .map(|p| p.iter().any(|a| a.detector == "state_reset" && a.details.get("quarantined_to").is_some()));
+    assert_eq!(kept_aside.ok(), Some(true), "the other version's state is kept aside and reported");
+}
+
+#[tokio::test]
+async fn the_same_key_raised_again_after_its_cooldown_is_published_again() {
+    // Two bursts by the same principal two hours apart, in one invocation.
+    let (a, b) = (key("20261005T1005Z_a"), key("20261005T1205Z_b"));
+    let later: Vec<Value> = (0..5)
+        .map(|i| {
+            let mut r = denied(&format!("late{i}"), i * 5);
+            r["eventTime"] = json!(format!("2026-10-05T12:00:{:02}Z", i * 5));
+            r
+        })
+        .collect();
+    let objects = Objects {
+        objects: HashMap::from([
+            (a.clone(), burst_log("e")),
+            (b.clone(), json!({ "Records": later }).to_string().into_bytes()),
+        ]),
+        ..Objects::default()
+    };
+    let h = handler(objects, Memory::default(), Sink::default());
+    assert!(h.handle(event(&[&a, &b])).await.is_ok());
+    assert_eq!(published(&h), ["repeated_failures", "repeated_failures"]);
+}
+
+#[tokio::test]
+async fn an_unreadable_object_pages_once_however_often_it_is_retried() {
+    let gone = key("20261005T1005Z_gone");
+    let h = handler(Objects::default(), Memory::default(), Sink::default());
+    for _ in 0..3 {
+        assert!(h.handle(event(&[&gone])).await.is_err(), "each retry still fails, so the DLQ gets it");
+    }
+    assert_eq!(published(&h), ["unreadable_input"]);
+}
+
+#[tokio::test]
+async fn a_corrupt_state_is_replaced_and_reported() {
+    let k = key("20261005T1005Z_a");
+    let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
+    let repo = Memory::default();
+    if let Ok(mut stored) = repo.stored.lock() {
+        *stored = Some((b"{\"format\": 1, \"inputs\": [".to_vec(), 1));
+    }
+    let h = handler(objects, repo, Sink::default());
+    let summary = h.handle(event(&[&k])).await.map_err(|e| e.to_string());
+    assert!(summary.is_ok(), "{summary:?}");
+    let mut detectors = published(&h);
+    detectors.sort();
+    assert_eq!(detectors, ["repeated_failures", "state_reset"]);
+}
+
+#[tokio::test]
+async fn after_a_conflict_objects_are_streamed_again_and_counted_and_published_once() {
+    let k = key("20261005T1005Z_a");
+    let objects = Objects::with(&[(&k, burst_log("e"))]);
+    let repo = Memory { conflicts: Mutex::new(1), ..Memory::default() };
+    let h = handler(objects, repo, Sink::default());
+    let summary = h.handle(event(&[&k])).await.map_err(|e| e.to_string());
+    assert_eq!(h.source.opens(&k), 2, "no object's events are kept: the second attempt reads it again");
+    assert_eq!(published(&h), ["repeated_failures"], "published by the first attempt only");
+    let counts = summary.map(|s| (s["processed"].clone(), s["records"].clone(), s["role_assumptions"].clone()));
+    assert_eq!(counts, Ok((json!(1), json!(5), json!(5))), "counted once, not once per attempt");
+    assert_eq!(inputs(&h.store), [format!("s3://trail/{k}")]);
+}
+
+#[tokio::test]
+async fn a_burst_across_chunk_boundaries_raises_the_same_alert_as_the_whole_object() {
+    // Ten role assumptions, failures and successes alternating: in chunks
+    // of three, the fifth failure (the threshold) arrives in the fourth.
+    let k = key("20261005T1005Z_a");
+    let records: Vec<Value> =
+        (0..5u32).flat_map(|i| [granted(&format!("g{i}"), i * 5), denied(&format!("d{i}"), i * 5 + 1)]).collect();
+    let run = |chunk_events: usize| {
+        let objects = Objects::with(&[(&k, log(&records))]);
+        handler(objects, Memory::default(), Sink::default()).with_chunk_events(chunk_events)
+    };
+    let (whole, chunked) = (run(CHUNK_EVENTS), run(3));
+    let whole_summary = whole.handle(event(&[&k])).await.map_err(|e| e.to_string());
+    let chunked_summary = chunked.handle(event(&[&k])).await.map_err(|e| e.to_string());
+    assert_eq!(chunked_summary, whole_summary);
+    assert_eq!(chunked_summary.map(|s| s["role_assumptions"].clone()), Ok(json!(10)), "every chunk counted");
+    let got = alerts(&chunked);
+    assert_eq!(got, alerts(&whole), "the same alerts, field for field");
+    let burst: Vec<(&str, u64)> = got.iter().map(|a| (a.detector.as_str(), a.event_count)).collect();
+    assert_eq!(burst, [("repeated_failures", 5)], "failures of earlier chunks count towards the burst");
+    assert_eq!(inputs(&chunked.store), [format!("s3://trail/{k}")], "recorded once all chunks were applied");
+}
+
+#[tokio::test]
+async fn an_unreadable_object_larger_than_a_chunk_applies_what_was_read_and_fails() {
+    // A burst, then the object is cut off inside the next record.
+    let k = key("20261005T1005Z_cut");
+    let mut bytes = log(&[burst_by("guesser", "e"), vec![granted("g", 40)]].concat());
+    bytes.truncate(bytes.len() - 40);
+    let h = handler(Objects::with(&[(&k, bytes)]), Memory::default(), Sink::default()).with_chunk_events(2);
+    let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains(&format!("s3://trail/{k}: cannot be read")), "{err}");
+    assert_eq!(published(&h), ["repeated_failures", "unreadable_input"]);
+    assert!(inputs(&h.store).is_empty(), "not recorded: a repaired copy is read in full");
+}
+
+#[tokio::test]
+async fn a_connection_dropped_after_chunks_were_applied_leaves_no_trace_and_the_retry_raises_once() {
+    let (a, b, c) = (key("20261005T1005Z_a"), key("20261005T1010Z_b"), key("20261005T1015Z_c"));
+    let bytes = [(a.as_str(), log(&burst_by("alice", "a"))), (b.as_str(), log(&burst_by("bob", "b")))];
+    let bytes = [bytes.as_slice(), &[(c.as_str(), log(&burst_by("carol", "c")))]].concat();
+    // In chunks of two, b's first chunk is applied before its stream breaks half-way.
+    let objects = Objects { broken: HashSet::from([b.clone()]), ..Objects::with(&bytes) };
+    let h = handler(objects, Memory::default(), Sink::default()).with_chunk_events(2);
+    let err = h.handle(event(&[&a, &b, &c])).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains(&format!("s3://trail/{b}: cannot be fetched")) && err.contains("connection reset"), "{err}");
+    assert!(!err.contains(&a) && !err.contains(&c), "only the broken object fails: {err}");
+    let principals = |alerts: Vec<Alert>| alerts.into_iter().map(|a| a.principal).collect::<Vec<_>>();
+    let user = |name: &str| format!("arn:aws:iam::{ACCOUNT}:user/{name}");
+    assert_eq!(principals(alerts(&h)), [user("alice"), user("carol")], "each once; nothing of bob's yet");
+    let state = h.store.state();
+    assert_eq!(state.processed_inputs(), [format!("s3://trail/{a}"), format!("s3://trail/{c}")]);
+    assert!(!state.repeated_failures.by_principal.contains_key(&user("bob")), "b's applied chunk was not saved");
+
+    // Lambda's retry, the connection fine this time.
+    let retry = handler(Objects::with(&bytes), Memory::after(&h.store), Sink::default());
+    assert!(retry.handle(event(&[&a, &b, &c])).await.is_ok());
+    assert_eq!(principals(alerts(&retry)), [user("bob")], "b's burst raised once, by the retry");
+    assert_eq!(inputs(&retry.store).len(), 3);
+}
+
+#[tokio::test]
+async fn an_object_that_cannot_be_opened_again_after_a_conflict_fails_and_is_not_dropped() {
+    let k = key("20261005T1005Z_a");
+    let objects = Objects { refused_from: HashMap::from([(k.clone(), 2)]), ..Objects::with(&[(&k, burst_log("e"))]) };
+    let repo = Memory { conflicts: Mutex::new(1), ..Memory::default() };
+    let h = handler(objects, repo, Sink::default());
+    let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains(&format!("s3://trail/{k}: cannot be fetched")) && err.contains("503"), "{err}");
+    assert_eq!(published(&h), ["repeated_failures"], "published by the first attempt");
+    assert!(inputs(&h.store).is_empty(), "not recorded as processed");
+
+    // Lambda's retry reads it: the alert again, same dedup_key (at least once).
+    let retry = handler(Objects::with(&[(&k, burst_log("e"))]), Memory::after(&h.store), Sink::default());
+    assert!(retry.handle(event(&[&k])).await.is_ok());
+    let keys = |alerts: Vec<Alert>| alerts.into_iter().map(|a| a.dedup_key).collect::<Vec<_>>();
+    assert_eq!(keys(alerts(&retry)), keys(alerts(&h)));
+    assert_eq!(inputs(&retry.store), [format!("s3://trail/{k}")]);
+}
+
+#[tokio::test]
+async fn an_unreadable_object_pages_once_when_a_conflict_makes_the_attempts_a_second_apart() {
+    let k = key("20261005T1005Z_cut");
+    let mut bytes = burst_log("e");
+    bytes.truncate(bytes.len() / 2);
+    let repo = Memory { conflicts: Mutex::new(1), conflict_pause: Duration::from_millis(1100), ..Memory::default() };
+    let h = handler(Objects::with(&[(&k, bytes)]), repo, Sink::default());
+    assert!(h.handle(event(&[&k])).await.is_err());
+    assert_eq!(published(&h), ["unreadable_input"]);
+}
