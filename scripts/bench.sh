@@ -123,7 +123,7 @@ typical_file=$(find "$work/many" -name '*.json.gz' | sort | awk 'NR == 1')  # aw
 rm -f "$work"/state.out.*
 for ((i = 1; i <= state_runs; i++)); do
     # A process each: every run starts cold, its first new base on fresh memory.
-    cargo bench --quiet --bench state -- 100000 "$typical_file" "$work/many" >"$work/state.out.$i"
+    cargo bench --quiet -p rolewatch --bench state -- 100000 "$typical_file" "$work/many" >"$work/state.out.$i"
 done
 state() { # state NAME: the median over the runs
     sed -n "s/^$1=//p" "$work"/state.out.* | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
@@ -222,7 +222,7 @@ _, sts_peak_mb = lambda_run(
     f" assumptions):",
     "lambda-sts.json.gz, the same path", "",
     sts_b, sts_s, sts_cpu, sts_before_kb, sts_peak_kb)
-print(f"\nstate with {principals} known principals (cargo bench --bench state; each figure the median of"
+print(f"\nstate with {principals} known principals (cargo bench -p rolewatch --bench state; each figure the median of"
       f" {os.environ['STATE_RUNS_DONE']} runs):")
 print(f"  one piece (the CLI's --state file): {int(whole_b) / 1e6:.1f} MB, load {whole_load_ms:.1f} ms,"
       f" save {whole_save_ms:.1f} ms")
