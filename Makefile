@@ -1,7 +1,8 @@
 # rolewatch developer entry points. CI runs `make test` (.ci/run).
 #
-#   make test           tools, fmt, clippy, all tests, template checks
+#   make test           tools, fmt, clippy, all tests, template checks, docs checks
 #   make lint-template  cfn-lint, sam validate --lint, tests/template checks
+#   make check-docs     every command in README.md and docs/ (scripts/check-docs.py)
 #   make sample         replay the sample CloudTrail files in events/cloudtrail
 #   make bench          scripts/bench.sh
 #   make build-lambda   sam build (release, arm64) into .aws-sam/
@@ -29,15 +30,21 @@ TEMPLATE := template.yaml
 # Test output is kept here so that `make test` can close with one total.
 LOGS := $(CURDIR)/target/make-test
 
-.PHONY: test tools fmt-check clippy cargo-test lint-template sample bench build-lambda
+.PHONY: test tools fmt-check clippy cargo-test lint-template check-docs sample bench build-lambda
 
 # Closes with one line for the whole run: every cargo test binary's counts
-# plus the template checks (each step already failed the run on any failure).
-test: tools fmt-check clippy cargo-test lint-template
-	@cat $(LOGS)/cargo-test.log $(LOGS)/template.log | awk '
-	  /^test result: / { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } }
-	  /^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3 }
-	  END { printf "total: %d passed, %d failed\n", p, f; exit (f > 0) }'
+# plus the template and docs checks. A failure has already stopped the run at
+# its step, so "failed" is always 0 here; what can still go wrong is a log
+# that holds no counts (its output format changed), which would make the
+# total quietly short, so that fails the run.
+test: tools fmt-check clippy cargo-test lint-template check-docs
+	@awk '
+	  /^test result: / { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i }; counted[FILENAME] = 1 }
+	  /^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3; counted[FILENAME] = 1 }
+	  END {
+	    for (i = 1; i < ARGC; i++) if (!(ARGV[i] in counted)) { print "make test: no counts in " ARGV[i] > "/dev/stderr"; missing = 1 }
+	    printf "total: %d passed, %d failed\n", p, f; exit missing }' \
+	  $(LOGS)/cargo-test.log $(LOGS)/template.log $(LOGS)/docs.log
 
 tools:
 	scripts/install-tools.sh
@@ -62,6 +69,14 @@ lint-template: tools
 	sam validate --lint --template $(TEMPLATE)
 	mkdir -p $(LOGS)
 	python tests/template/check_template.py $(TEMPLATE) | tee $(LOGS)/template.log
+
+# The docs' rolewatch commands run with the debug binary (the same code as
+# the release one, and already built for the tests); the checker needs the
+# venv's botocore and sam.
+check-docs: tools
+	cargo build --bin rolewatch
+	mkdir -p $(LOGS)
+	$(VENV)/bin/python scripts/check-docs.py --binary target/debug/rolewatch | tee $(LOGS)/docs.log
 
 sample:
 	cargo run --release --bin rolewatch -- replay events/cloudtrail
