@@ -190,7 +190,7 @@ def main(argv: list[str]) -> int:
     def function_shape():
         if not fn_id:
             return "no AWS::Serverless::Function"
-        want = {"Runtime": "provided.al2023", "Handler": "bootstrap", "Architectures": ["arm64"], "CodeUri": "."}
+        want = {"Runtime": "provided.al2023", "Handler": "bootstrap", "Architectures": ["arm64"], "CodeUri": "lambda/"}
         bad = {k: fn.get(k) for k, v in want.items() if fn.get(k) != v}
         meta = res[fn_id].get("Metadata", {})
         if meta.get("BuildMethod") != "rust-cargolambda":
