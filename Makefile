@@ -58,10 +58,11 @@ cargo-test: tools
 	if [[ -f $(LOGS)/figures.txt ]]; then echo "--- figures ---"; cat $(LOGS)/figures.txt; fi
 
 lint-template: tools
-	cfn-lint $(TEMPLATE)
+	cfn-lint $(TEMPLATE) templates/bucket-owner.yaml
 	sam validate --lint --template $(TEMPLATE)
+	sam validate --lint --template templates/bucket-owner.yaml
 	mkdir -p $(LOGS)
-	python tests/template/check_template.py $(TEMPLATE) | tee $(LOGS)/template.log
+	python tests/template/check_template.py $(TEMPLATE) templates/bucket-owner.yaml | tee $(LOGS)/template.log
 
 sample:
 	cargo run --release --bin rolewatch -- replay events/cloudtrail
