@@ -21,9 +21,6 @@ from decimal import Decimal, InvalidOperation
 
 NO_VALUE = object()
 
-PSEUDO = ("AWS::AccountId", "AWS::Region", "AWS::Partition", "AWS::StackName", "AWS::URLSuffix", "AWS::NoValue")
-
-
 class Unresolved(Exception):
     """A reference the deployment cannot satisfy."""
 

@@ -737,7 +737,7 @@ def owner_template_agrees(owner_raw: dict, params: dict, rule_pattern: dict, bus
     rules = ostack.of_type("AWS::Events::Rule")
     if len(rules) != 1:
         return f"bucket-owner.yaml has rules {sorted(rules)}"
-    rid, rule = next(iter(rules.items()))
+    rule = next(iter(rules.values()))
     p = rule["Properties"]
     if p.get("EventBusName") not in (None, "default"):
         out.append("the forwarding rule is not on the default bus (where S3 sends)")
@@ -755,17 +755,17 @@ def owner_template_agrees(owner_raw: dict, params: dict, rule_pattern: dict, bus
     targets = p["Targets"]
     if [t["Arn"] for t in targets] != [bus_arn]:
         out.append(f"forwards to {[t['Arn'] for t in targets]}, not {bus_arn}")
+    roles = {ostack.arn(r): r for r in ostack.of_type("AWS::IAM::Role")}
     for t in targets:
-        role_rid = owner_raw["Resources"][rid]["Properties"]["Targets"][0].get("RoleArn", {}).get("Fn::GetAtt", [None])[0]
-        if not role_rid or role_rid not in ostack.resources:
+        arn = t.get("RoleArn")
+        if arn not in roles:
             out.append("the forwarding target has no role of the template")
             continue
-        role = ostack.resources[role_rid]["Properties"]
+        role = ostack.resources[roles[arn]]["Properties"]
         trust = json.dumps(role["AssumeRolePolicyDocument"])
         if "events.amazonaws.com" not in trust or "aws:SourceAccount" not in trust:
             out.append("the forwarding role is not EventBridge's, pinned to this account")
         docs = [pol["PolicyDocument"] for pol in role.get("Policies", [])]
-        arn = f"arn:aws:iam::{owner}:role/{ostack.physical_name(role_rid)}"
         if decide(Request("events:PutEvents", bus_arn, principal_arn=arn, resource_account=owner), docs) != "allow":
             out.append("the forwarding role may not put on the rolewatch bus")
         for other in (bus_arn + "-other", f"arn:aws:events:{REGION}:{owner}:event-bus/default"):
@@ -805,13 +805,20 @@ def docs_bucket_policy(bucket: str, function_role_arn: str, params: dict) -> dic
 # ------------------------------------------------------------------ checks on the template as written
 
 
-def static_checks(c: Checks, raw: dict, owner_raw: dict | None, path: Path):
+def written_function(res: dict) -> tuple[str, dict]:
+    """(logical id, Properties) of the template's one AWS::Serverless::Function, as written."""
+    fn_id = next(rid for rid, r in res.items() if r["Type"] == "AWS::Serverless::Function")
+    return fn_id, res[fn_id].get("Properties", {})
+
+
+def static_checks(c: Checks, raw: dict, owner_raw: dict | None, path: Path, transform: bool = True):
+    """Checks on the template as written. `transform=False` skips the (slow) SAM transform."""
     params = raw.get("Parameters", {})
     res = raw["Resources"]
 
     def function_shape():
-        fn_id = next(rid for rid, r in res.items() if r["Type"] == "AWS::Serverless::Function")
-        fn, meta = res[fn_id]["Properties"], res[fn_id].get("Metadata", {})
+        fn_id, fn = written_function(res)
+        meta = res[fn_id].get("Metadata", {})
         want = {"Runtime": "provided.al2023", "Handler": "bootstrap", "Architectures": ["arm64"]}
         bad = {k: fn.get(k) for k, v in want.items() if fn.get(k) != v}
         if meta.get("BuildMethod") != "rust-cargolambda":
@@ -823,7 +830,7 @@ def static_checks(c: Checks, raw: dict, owner_raw: dict | None, path: Path):
     c.run("function: provided.al2023, arm64, bootstrap, rust-cargolambda building rolewatch-lambda", function_shape)
 
     def code_uri():
-        fn = next(r for r in res.values() if r["Type"] == "AWS::Serverless::Function")["Properties"]
+        _, fn = written_function(res)
         uri = fn.get("CodeUri")
         if not isinstance(uri, str) or uri.strip("./") == "":
             return f"CodeUri is {uri!r}: SAM would take (and its cache hash) the whole repository, target/ and .venv included"
@@ -849,7 +856,7 @@ def static_checks(c: Checks, raw: dict, owner_raw: dict | None, path: Path):
     c.run("template: SAM transform declared", transform_declared)
 
     def contract_environment():
-        fn = next(r for r in res.values() if r["Type"] == "AWS::Serverless::Function")["Properties"]
+        _, fn = written_function(res)
         env = fn.get("Environment", {}).get("Variables", {})
         out = []
         for var, (param, default) in CONTRACT_SETTINGS.items():
@@ -901,7 +908,7 @@ def static_checks(c: Checks, raw: dict, owner_raw: dict | None, path: Path):
           " every number bounded; defaults accepted", numeric_parameters)
 
     def lease_wait():
-        fn = next(r for r in res.values() if r["Type"] == "AWS::Serverless::Function")["Properties"]
+        _, fn = written_function(res)
         timeout = int(fn["Timeout"])
         spec = params.get("LeaseWaitSeconds", {})
         if fn.get("Environment", {}).get("Variables", {}).get("ROLEWATCH_LEASE_WAIT_SECONDS") != {"Ref": "LeaseWaitSeconds"}:
@@ -913,7 +920,7 @@ def static_checks(c: Checks, raw: dict, owner_raw: dict | None, path: Path):
     c.run("function: lease wait is a parameter bounded to at most half the function timeout", lease_wait)
 
     def sqs_timing():
-        fn = next(r for r in res.values() if r["Type"] == "AWS::Serverless::Function")["Properties"]
+        _, fn = written_function(res)
         timeout = int(fn["Timeout"])
         q = res["TriggerQueue"]["Properties"]
         esm = next(r for r in res.values() if r["Type"] == "AWS::Lambda::EventSourceMapping")["Properties"]
@@ -960,8 +967,7 @@ def static_checks(c: Checks, raw: dict, owner_raw: dict | None, path: Path):
     c.run("role: no statement on Resource '*' (X-Ray's trace writes excepted: they have no resource)", identity_resources_named)
 
     def role_is_explicit():
-        fn_id = next(rid for rid, r in res.items() if r["Type"] == "AWS::Serverless::Function")
-        fn = res[fn_id]["Properties"]
+        _, fn = written_function(res)
         role_id = fn.get("Role", {}).get("Fn::GetAtt", [None])[0] if isinstance(fn.get("Role"), dict) else None
         if role_id not in res or res[role_id]["Type"] != "AWS::IAM::Role":
             return f"function Role is {fn.get('Role')!r}, not a role of this template"
@@ -981,6 +987,8 @@ def static_checks(c: Checks, raw: dict, owner_raw: dict | None, path: Path):
 
     c.run("outputs: function and role ARNs, both topics, state bucket, DLQ, the bus for the bucket owner", outputs)
 
+    if not transform:
+        return
     transformed = {}
 
     def transforms():
@@ -1207,7 +1215,7 @@ def mutation_checks(c: Checks, raw: dict, owner_raw: dict | None, path: Path):
             inner = Checks(quiet=True)
             for label, params in LAYOUTS.items():
                 layout_checks(inner, mutant, owner_raw, label, params)
-            static_checks_without_transform(inner, mutant, owner_raw, path)
+            static_checks(inner, mutant, owner_raw, path, transform=False)
             hit = [n for n in inner.failures if tag in n]
             return None if hit else f"no check tagged {tag!r} failed (failed: {inner.failures})"
         c.run(f"mutation caught: {what}", caught)
@@ -1223,17 +1231,6 @@ def mutation_checks(c: Checks, raw: dict, owner_raw: dict | None, path: Path):
         return None if any("event bus:" in n for n in inner.failures) else "a forwarding rule wider than the rule passed"
 
     c.run("mutation caught: bucket-owner.yaml forwards every AWSLogs/ object", owner_mutation)
-
-
-def static_checks_without_transform(c: Checks, raw: dict, owner_raw: dict | None, path: Path):
-    """static_checks minus the (slow) SAM transform, for mutants."""
-    global sam_transform
-    real = sam_transform
-    sam_transform = lambda t: {"Resources": {"FunctionRole": {"Type": "AWS::IAM::Role"}}}  # noqa: E731
-    try:
-        static_checks(c, raw, owner_raw, path)
-    finally:
-        sam_transform = real
 
 
 # ------------------------------------------------------------------ main
