@@ -65,10 +65,11 @@ cargo-test: tools
 	if [[ -f $(LOGS)/figures.txt ]]; then echo "--- figures ---"; cat $(LOGS)/figures.txt; fi
 
 lint-template: tools
-	cfn-lint $(TEMPLATE)
+	cfn-lint $(TEMPLATE) templates/bucket-owner.yaml
 	sam validate --lint --template $(TEMPLATE)
+	sam validate --lint --template templates/bucket-owner.yaml
 	mkdir -p $(LOGS)
-	python tests/template/check_template.py $(TEMPLATE) | tee $(LOGS)/template.log
+	python tests/template/check_template.py $(TEMPLATE) templates/bucket-owner.yaml | tee $(LOGS)/template.log
 
 # The docs' rolewatch commands run with the debug binary (the same code as
 # the release one, and already built for the tests); the checker needs the
