@@ -23,10 +23,16 @@ pub enum InputKind {
 }
 
 /// Classifies an S3 key or file path by name: digests are skipped, and only
-/// `.json` / `.json.gz` files are logs.
+/// `.json` / `.json.gz` files are logs. Under `AWSLogs/` (a log archive
+/// bucket that AWS Config, VPC flow logs and CloudTrail Insights share),
+/// only CloudTrail's own folder holds logs:
+/// `AWSLogs/[o-org/]<account>/CloudTrail/<region>/...`.
 pub fn classify_key(key: &str) -> InputKind {
     if key.contains("CloudTrail-Digest") {
         return InputKind::Digest;
+    }
+    if key.split('/').any(|part| part == "AWSLogs") && service_folder(key) != Some("CloudTrail") {
+        return InputKind::NotALog;
     }
     let name = key.rsplit(['/', '\\']).next().unwrap_or(key);
     let lower = name.to_ascii_lowercase();
@@ -35,6 +41,17 @@ pub fn classify_key(key: &str) -> InputKind {
     } else {
         InputKind::NotALog
     }
+}
+
+/// The folder after the account in an `AWSLogs/` key: `CloudTrail`,
+/// `Config`, `CloudTrail-Insight`, `vpcflowlogs`...
+fn service_folder(key: &str) -> Option<&str> {
+    let mut parts = key.split('/').skip_while(|p| *p != "AWSLogs").skip(1);
+    let mut account = parts.next()?;
+    if account.starts_with("o-") {
+        account = parts.next()?;
+    }
+    parts.next()
 }
 
 /// The account a CloudTrail key belongs to:
@@ -63,6 +80,27 @@ mod tests {
         );
         assert_eq!(classify_key("AWSLogs/111122223333/CloudTrail/README.txt"), InputKind::NotALog);
         assert_eq!(classify_key("export.JSON"), InputKind::LogFile);
+    }
+
+    #[test]
+    fn only_cloudtrail_s_folder_of_a_shared_log_archive_holds_logs() {
+        let logs = [
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/10/05/111122223333_CloudTrail_us-east-1_20261005T1005Z_a.json.gz",
+            "trail/AWSLogs/o-abc123/111122223333/CloudTrail/eu-west-1/2026/10/05/x.json.gz",
+        ];
+        for key in logs {
+            assert_eq!(classify_key(key), InputKind::LogFile, "{key}");
+        }
+        let others = [
+            "AWSLogs/111122223333/Config/us-east-1/2026/10/5/ConfigSnapshot/111122223333_Config_us-east-1_ConfigSnapshot_x.json.gz",
+            "AWSLogs/111122223333/Config/us-east-1/2026/10/5/ConfigHistory/111122223333_Config_us-east-1_ConfigHistory_x.json.gz",
+            "AWSLogs/o-abc123/111122223333/CloudTrail-Insight/us-east-1/2026/10/05/111122223333_CloudTrail-Insight_us-east-1_x.json.gz",
+            "AWSLogs/111122223333/vpcflowlogs/us-east-1/2026/10/05/111122223333_vpcflowlogs_us-east-1_fl-1_x.log.gz",
+            "AWSLogs/111122223333/ConfigWritabilityCheckFile",
+        ];
+        for key in others {
+            assert_eq!(classify_key(key), InputKind::NotALog, "{key}");
+        }
     }
 
     #[test]
