@@ -37,9 +37,10 @@ pub fn aws_handler(settings: &Settings, sdk_config: &aws_config::SdkConfig) -> A
     let s3 = aws_sdk_s3::Client::from_conf(s3_config);
     let sns = aws_sdk_sns::Client::new(sdk_config);
     Handler::new(
-        aws::S3Source::new(s3.clone()),
+        aws::S3Source::new(s3.clone()).with_expected_owner(settings.expected_bucket_owner.clone()),
         aws::S3StateStore::new(s3, &settings.state_bucket, &settings.state_prefix)
-            .with_base_cache_bytes(settings.base_cache_bytes),
+            .with_base_cache_bytes(settings.base_cache_bytes)
+            .with_lease_wait(std::time::Duration::from_secs(settings.lease_wait_seconds)),
         aws::SnsSink::new(sns, &settings.topic_arn),
         settings.config.clone(),
     )

@@ -5,12 +5,14 @@
 use rolewatch::config::{env_var_names, Config, ConfigError};
 use thiserror::Error;
 
-use crate::aws::{DEFAULT_BASE_CACHE_BYTES, DEFAULT_STATE_PREFIX};
+use crate::aws::{DEFAULT_BASE_CACHE_BYTES, DEFAULT_LEASE_WAIT, DEFAULT_STATE_PREFIX};
 
 pub const TOPIC_ARN_VAR: &str = "ROLEWATCH_ALERT_TOPIC_ARN";
 pub const STATE_BUCKET_VAR: &str = "ROLEWATCH_STATE_BUCKET";
 pub const STATE_PREFIX_VAR: &str = "ROLEWATCH_STATE_PREFIX";
 pub const FORCE_PATH_STYLE_VAR: &str = "ROLEWATCH_S3_FORCE_PATH_STYLE";
+pub const EXPECTED_BUCKET_OWNER_VAR: &str = "ROLEWATCH_EXPECTED_BUCKET_OWNER";
+pub const LEASE_WAIT_SECONDS_VAR: &str = "ROLEWATCH_LEASE_WAIT_SECONDS";
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -21,6 +23,10 @@ pub struct Settings {
     /// Always empty or ending in `/`.
     pub state_prefix: String,
     pub force_path_style: bool,
+    /// The account that owns the trail bucket, checked on every read.
+    pub expected_bucket_owner: Option<String>,
+    /// How long to wait for another invocation's lease on an account.
+    pub lease_wait_seconds: u64,
     /// Bytes of state bases kept in memory between invocations: a third of
     /// the function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB).
     pub base_cache_bytes: usize,
@@ -44,7 +50,17 @@ impl Settings {
     /// as an unknown key in the CLI's TOML does.
     pub fn check_variable_names(names: impl IntoIterator<Item = String>) -> Result<(), SettingsError> {
         let mut known = env_var_names();
-        known.extend([TOPIC_ARN_VAR, STATE_BUCKET_VAR, STATE_PREFIX_VAR, FORCE_PATH_STYLE_VAR].map(str::to_owned));
+        known.extend(
+            [
+                TOPIC_ARN_VAR,
+                STATE_BUCKET_VAR,
+                STATE_PREFIX_VAR,
+                FORCE_PATH_STYLE_VAR,
+                EXPECTED_BUCKET_OWNER_VAR,
+                LEASE_WAIT_SECONDS_VAR,
+            ]
+            .map(str::to_owned),
+        );
         for name in names {
             if name.starts_with("ROLEWATCH_") && !known.contains(&name) {
                 known.sort();
@@ -105,10 +121,44 @@ impl Settings {
             }
         };
 
+        let expected_bucket_owner = get(EXPECTED_BUCKET_OWNER_VAR);
+        if let Some(owner) = &expected_bucket_owner {
+            if owner.len() != 12 || !owner.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(SettingsError::Invalid {
+                    name: EXPECTED_BUCKET_OWNER_VAR,
+                    value: owner.clone(),
+                    reason: "expected the 12-digit account id that owns the trail bucket",
+                });
+            }
+        }
+
+        let lease_wait_seconds = match get(LEASE_WAIT_SECONDS_VAR) {
+            None => DEFAULT_LEASE_WAIT.as_secs(),
+            Some(v) => match v.parse::<u64>() {
+                Ok(seconds) if (1..=600).contains(&seconds) => seconds,
+                _ => {
+                    return Err(SettingsError::Invalid {
+                        name: LEASE_WAIT_SECONDS_VAR,
+                        value: v,
+                        reason: "expected whole seconds from 1 to 600, well under the function's timeout",
+                    })
+                }
+            },
+        };
+
         let base_cache_bytes = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
             .and_then(|mb| mb.parse::<usize>().ok())
             .map_or(DEFAULT_BASE_CACHE_BYTES, |mb| mb.saturating_mul(1 << 20) / 3);
-        Ok(Settings { config, topic_arn, state_bucket, state_prefix, force_path_style, base_cache_bytes })
+        Ok(Settings {
+            config,
+            topic_arn,
+            state_bucket,
+            state_prefix,
+            force_path_style,
+            expected_bucket_owner,
+            lease_wait_seconds,
+            base_cache_bytes,
+        })
     }
 }
 
@@ -152,6 +202,11 @@ mod tests {
             (vec![TOPIC, BUCKET, (FORCE_PATH_STYLE_VAR, "yes")], FORCE_PATH_STYLE_VAR),
             (vec![TOPIC, BUCKET, (STATE_PREFIX_VAR, "/state")], STATE_PREFIX_VAR),
             (
+                vec![TOPIC, BUCKET, (EXPECTED_BUCKET_OWNER_VAR, "arn:aws:iam::111122223333:root")],
+                EXPECTED_BUCKET_OWNER_VAR,
+            ),
+            (vec![TOPIC, BUCKET, (LEASE_WAIT_SECONDS_VAR, "0")], LEASE_WAIT_SECONDS_VAR),
+            (
                 vec![TOPIC, BUCKET, ("ROLEWATCH_REPEATED_FAILURES_THRESHOLD", "0")],
                 "ROLEWATCH_REPEATED_FAILURES_THRESHOLD",
             ),
@@ -161,6 +216,18 @@ mod tests {
                 Err(err) => assert!(err.to_string().contains(name), "{err} should name {name}"),
             }
         }
+    }
+
+    #[test]
+    fn the_template_s_bucket_owner_and_lease_wait_are_read() {
+        // The template sets both on every deployment: unknown, they would stop the function.
+        let names = [EXPECTED_BUCKET_OWNER_VAR, LEASE_WAIT_SECONDS_VAR].map(str::to_owned);
+        assert!(Settings::check_variable_names(names).is_ok());
+        let s = settings(&[TOPIC, BUCKET, (EXPECTED_BUCKET_OWNER_VAR, "444455556666"), (LEASE_WAIT_SECONDS_VAR, "45")]);
+        let s = s.map(|s| (s.expected_bucket_owner, s.lease_wait_seconds)).map_err(|e| e.to_string());
+        assert_eq!(s, Ok((Some("444455556666".to_owned()), 45)));
+        let s = settings(&[TOPIC, BUCKET]).map(|s| (s.expected_bucket_owner, s.lease_wait_seconds));
+        assert_eq!(s.map_err(|e| e.to_string()), Ok((None, 60)), "unset: no owner check, a minute's wait");
     }
 
     #[test]

@@ -6,5 +6,5 @@ mod s3_state;
 mod sns_sink;
 
 pub use s3_source::S3Source;
-pub use s3_state::{S3StateStore, DEFAULT_BASE_CACHE_BYTES, DEFAULT_STATE_PREFIX};
+pub use s3_state::{S3StateStore, DEFAULT_BASE_CACHE_BYTES, DEFAULT_LEASE_WAIT, DEFAULT_STATE_PREFIX};
 pub use sns_sink::{sns_entries, SnsSink};

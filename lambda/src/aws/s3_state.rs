@@ -35,8 +35,10 @@ pub const DEFAULT_STATE_PREFIX: &str = "rolewatch/state/";
 /// runs out under a live invocation, and a crashed one's frees itself.
 const LEASE_SECONDS: i64 = 330;
 /// How long an invocation waits for another to finish with the account
-/// before it fails (and Lambda retries it later).
-const LEASE_WAIT: Duration = Duration::from_secs(240);
+/// before it fails (and Lambda retries it later), unless
+/// `ROLEWATCH_LEASE_WAIT_SECONDS` says otherwise: well inside the function's
+/// timeout, so a busy minute fails one account, not the invocation.
+pub const DEFAULT_LEASE_WAIT: Duration = Duration::from_secs(60);
 /// Bases kept in memory when the function's memory size is not known.
 pub const DEFAULT_BASE_CACHE_BYTES: usize = 40 << 20;
 /// A base no state names is deleted once it is this old: by then the
@@ -57,6 +59,7 @@ pub struct S3StateStore {
     /// one to delete once a save replaces it.
     named_bases: Arc<Mutex<HashMap<String, Option<String>>>>,
     orphan_base_age: Duration,
+    lease_wait: Duration,
     /// The memory of the last base dropped, for the next base this process
     /// reads or writes (see `rolewatch::storage::BaseSpare`).
     spare: BaseSpare,
@@ -113,6 +116,7 @@ impl S3StateStore {
             bases: Arc::new(Mutex::new(BaseCache { budget_bytes: DEFAULT_BASE_CACHE_BYTES, entries: Vec::new() })),
             named_bases: Arc::default(),
             orphan_base_age: ORPHAN_BASE_AGE,
+            lease_wait: DEFAULT_LEASE_WAIT,
             spare: BaseSpare::default(),
         }
     }
@@ -121,6 +125,11 @@ impl S3StateStore {
     /// deletes it (tests use zero).
     pub fn with_orphan_base_age(self, age: Duration) -> Self {
         Self { orphan_base_age: age, ..self }
+    }
+
+    /// How long to wait for an account's lease before giving up on it.
+    pub fn with_lease_wait(self, wait: Duration) -> Self {
+        Self { lease_wait: wait, ..self }
     }
 
     /// How many bytes of bases to keep in memory between invocations.
@@ -227,11 +236,14 @@ impl S3StateStore {
             Ok(output) => {
                 let etag = output.e_tag().unwrap_or_default().to_owned();
                 let raw = output.body.collect().await.map_err(|e| self.error("lease", key, e))?;
-                // An unreadable lease counts as expired rather than blocking forever.
+                // An unreadable lease counts as expired rather than blocking
+                // forever, and no lease lasts longer than rolewatch grants
+                // one: a forged far-future lease cannot freeze detection.
                 let expires = serde_json::from_slice::<serde_json::Value>(&raw.to_vec())
                     .ok()
                     .and_then(|v| v.get("expires").and_then(serde_json::Value::as_i64))
-                    .unwrap_or(0);
+                    .unwrap_or(0)
+                    .min(now + LEASE_SECONDS);
                 if expires > now {
                     return Ok(false);
                 }
@@ -359,7 +371,7 @@ impl StateStore for S3StateStore {
         let started = Instant::now();
         let mut attempt: u64 = 0;
         while !self.try_lease(&key).await? {
-            if started.elapsed() > LEASE_WAIT {
+            if started.elapsed() > self.lease_wait {
                 return Err(self.error(
                     "lease",
                     &key,
