@@ -74,7 +74,7 @@ fn main() -> ExitCode {
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     match path {
         Some(path) => Config::from_file(path)
-            .map_err(|e| anyhow::anyhow!("{e}\nhint: keys and defaults are in the README's Configuration section")),
+            .map_err(|e| anyhow::anyhow!("{e}\nhint: keys and defaults are in docs/configuration.md")),
         None => Ok(Config::default()),
     }
 }

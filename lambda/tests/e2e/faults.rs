@@ -13,6 +13,10 @@ use crate::oracle::{assert_delivered, expected_alerts};
 use crate::samples::{BOB_LONG, BURST, QUIET};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn sns_unreachable_fails_the_invocation_without_advancing_state_and_the_retry_delivers() {
     let fx = Fixture::new().await;
     let prefix = "rolewatch/state/";
@@ -59,6 +63,10 @@ fn corrupt_object() -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn a_corrupt_object_fails_by_name_and_the_others_are_still_processed() {
     let fx = Fixture::new().await;
     let prefix = "rolewatch/state/";
@@ -95,6 +103,10 @@ async fn a_corrupt_object_fails_by_name_and_the_others_are_still_processed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn in_an_sqs_batch_only_the_message_with_the_corrupt_object_fails() {
     let fx = Fixture::new().await;
     fx.upload_samples(&[BOB_LONG, BURST]).await;
@@ -119,6 +131,10 @@ async fn in_an_sqs_batch_only_the_message_with_the_corrupt_object_fails() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn a_corrupt_state_object_is_quarantined_reported_and_replaced() {
     let fx = Fixture::new().await;
     let prefix = "rolewatch/state/";

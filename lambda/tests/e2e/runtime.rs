@@ -100,6 +100,10 @@ fn run_with_timeout(mut command: Command, timeout: Duration) -> Output {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn cargo_lambda_watch_and_invoke_deliver_an_alert_through_the_runtime_loop() {
     require_cargo_lambda();
     let fx = Fixture::new().await;

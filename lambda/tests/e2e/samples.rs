@@ -36,6 +36,10 @@ struct Case {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn every_sample_event_delivers_the_engines_alerts() {
     let fx = Fixture::new().await;
     fx.upload_samples(&[BURST, BOB_LONG, BATCH_FIRST, QUIET, QUIET_1000]).await;
@@ -111,6 +115,10 @@ async fn every_sample_event_delivers_the_engines_alerts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn digests_and_non_logs_are_acknowledged_without_reading() {
     let fx = Fixture::new().await;
     // Neither object exists: reading them would fail the invocation.

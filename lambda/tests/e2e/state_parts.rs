@@ -39,6 +39,10 @@ async fn state_object_bytes(fx: &Fixture) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn a_large_account_moves_only_its_changes_and_still_judges_against_every_principal() {
     let fx = Fixture::new().await;
     // carol learns her office network on the 1st; 3,000 other users appear on the 9th.
@@ -81,6 +85,10 @@ async fn a_large_account_moves_only_its_changes_and_still_judges_against_every_p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn a_damaged_state_object_is_set_aside_and_the_base_it_names_is_kept_with_it() {
     let fx = Fixture::new().await;
     let users = crowd("user", PRINCIPALS, "2026-10-09T08:00:00Z");
@@ -103,6 +111,10 @@ async fn a_damaged_state_object_is_set_aside_and_the_base_it_names_is_kept_with_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn a_state_whose_base_is_gone_is_reported_and_set_aside_not_a_crash_loop() {
     let fx = Fixture::new().await;
     let users = crowd("user", PRINCIPALS, "2026-10-09T08:00:00Z");
@@ -121,6 +133,10 @@ async fn a_state_whose_base_is_gone_is_reported_and_set_aside_not_a_crash_loop()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn a_base_no_state_names_is_removed_once_it_is_old_and_not_before() {
     let fx = Fixture::new().await;
     deliver(&fx, "09", "crowd", &crowd("user", PRINCIPALS, "2026-10-09T08:00:00Z")).await;

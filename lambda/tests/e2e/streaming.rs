@@ -52,6 +52,10 @@ fn large_log() -> (Vec<u8>, u64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn a_large_object_is_streamed_in_flat_memory() {
     let _turn = MEASURING.lock().await;
     let fx = Fixture::new().await;
@@ -106,6 +110,10 @@ fn role_assumptions_log() -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "needs moto_server and cargo-lambda: run `make test`, which installs and runs them"
+)]
 async fn an_object_of_role_assumptions_is_applied_in_chunks_in_flat_memory() {
     let _turn = MEASURING.lock().await;
     let fx = Fixture::new().await;
