@@ -47,9 +47,9 @@ pub fn classify_key(key: &str) -> InputKind {
 /// `Config`, `CloudTrail-Insight`, `vpcflowlogs`...
 fn service_folder(key: &str) -> Option<&str> {
     let mut parts = key.split('/').skip_while(|p| *p != "AWSLogs").skip(1);
-    let mut account = parts.next()?;
-    if account.starts_with("o-") {
-        account = parts.next()?;
+    // The organisation id, when there is one, comes before the account.
+    if parts.next()?.starts_with("o-") {
+        parts.next()?;
     }
     parts.next()
 }

@@ -235,15 +235,16 @@ impl S3StateStore {
             Err(err) => return Err(self.error("lease", key, err)),
             Ok(output) => {
                 let etag = output.e_tag().unwrap_or_default().to_owned();
+                // No lease lasts longer than rolewatch grants one from when it
+                // was written: a forged far-future lease cannot freeze detection.
+                let granted_until = output.last_modified().map_or(now, |written| written.secs()) + LEASE_SECONDS;
                 let raw = output.body.collect().await.map_err(|e| self.error("lease", key, e))?;
-                // An unreadable lease counts as expired rather than blocking
-                // forever, and no lease lasts longer than rolewatch grants
-                // one: a forged far-future lease cannot freeze detection.
+                // An unreadable lease counts as expired rather than blocking forever.
                 let expires = serde_json::from_slice::<serde_json::Value>(&raw.to_vec())
                     .ok()
                     .and_then(|v| v.get("expires").and_then(serde_json::Value::as_i64))
                     .unwrap_or(0)
-                    .min(now + LEASE_SECONDS);
+                    .min(granted_until);
                 if expires > now {
                     return Ok(false);
                 }
