@@ -17,7 +17,7 @@ use crate::cloudtrail::{
 use crate::engine::Engine;
 
 /// Role assumptions applied at a time from one input: bounds what an
-/// input's events take in memory (about 1.3 KB each at peak).
+/// input's events take in memory (each event owns its strings).
 pub const CHUNK_EVENTS: usize = 4_096;
 
 /// How one input went, with the alerts its applied events raised.

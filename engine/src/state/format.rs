@@ -24,10 +24,10 @@ pub(super) const MIN_CHANGES_LIMIT_BYTES: usize = 256 * 1024;
 /// Every save copies and checksums the changes, and every new base copies
 /// the whole base `B`: with changes of up to `L` bytes growing by `g` bytes
 /// an invocation, the two cost `L/2 + B*g/L` per invocation (in CPU, and in
-/// bytes sent to and from S3), least at `L = sqrt(2*B*g)`. The benchmark's
-/// changes grow by about 9 kB an invocation: the geometric mean of the base
-/// and 16 KiB, which of 4 to 64 KiB also took the least CPU there. 0.7 MB
-/// for its 31.5 MB base.
+/// bytes sent to and from S3), least at `L = sqrt(2*B*g)`. With `g` of the
+/// order of 10 kB an invocation (the state benchmark's), that is the
+/// geometric mean of the base and 16 KiB, which of 4 to 64 KiB also took
+/// the least CPU in `engine/benches/state.rs`.
 pub(super) fn changes_limit(base_bytes: usize) -> usize {
     let mean = ((base_bytes as f64) * 16_384.0).sqrt() as usize;
     mean.max(MIN_CHANGES_LIMIT_BYTES)

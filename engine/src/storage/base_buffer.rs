@@ -1,10 +1,10 @@
 //! The memory of the last state base dropped, kept for the next base.
 //!
 //! A new base is tens of MB written at once. Fresh from the allocator,
-//! every 4 KiB page of it faults on first touch: on the benchmark machine
-//! that was 20 of the 30 ms it takes to write a 38 MB base, and a warm
-//! function writes one every couple of hundred invocations of a large
-//! account. The base it replaces is dropped soon after, so its buffer is
+//! every page of it faults on first touch, which was most of the time a
+//! base write took in `engine/benches/state.rs` (figures in
+//! docs/performance.md), and a warm function writes one every couple of
+//! hundred invocations of a large account. The base it replaces is dropped soon after, so its buffer is
 //! kept here and the next base is written into it.
 //!
 //! The peak stays where it was: a base is always written while the one it
