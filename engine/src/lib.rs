@@ -21,6 +21,8 @@ pub mod config;
 pub mod detect;
 pub mod engine;
 pub mod ingest;
+#[cfg(any(test, feature = "test-support"))]
+pub mod sample;
 pub mod state;
 pub mod storage;
 

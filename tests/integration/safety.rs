@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use rolewatch::alert::{clean_text, Alert};
 use rolewatch::cloudtrail::{read_input, InputEvents, InputLimits, ReadFailure, ASSUME_ROLE_FAMILY};
 use rolewatch::engine::{Applied, Engine};
+use rolewatch::sample::ByteAtATime;
 use rolewatch::{Config, State};
 use serde_json::{json, Value};
 
@@ -65,21 +66,6 @@ fn real_records() -> &'static (Vec<Value>, Vec<Value>) {
     })
 }
 
-/// Reads like a network stream at its worst: one byte per call.
-struct OneByte<'a>(&'a [u8]);
-impl Read for OneByte<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self.0.split_first() {
-            Some((b, rest)) if !buf.is_empty() => {
-                buf[0] = *b;
-                self.0 = rest;
-                Ok(1)
-            }
-            _ => Ok(0),
-        }
-    }
-}
-
 /// What a read came to, comparable across readers.
 fn outcome(result: &Result<InputEvents, ReadFailure>) -> (u64, Vec<String>, Vec<String>, Option<String>) {
     let (read, error) = match result {
@@ -122,7 +108,7 @@ fn check_bytes(bytes: &[u8]) {
     };
     assert_accounted(read);
     assert_engine_safe(read);
-    assert_eq!(outcome(&read_input(OneByte(bytes), &InputLimits::default())), outcome(&whole), "byte at a time");
+    assert_eq!(outcome(&read_input(ByteAtATime(bytes), &InputLimits::default())), outcome(&whole), "byte at a time");
 }
 
 /// Found by the byte-edit property: a first read shorter than the gzip magic
@@ -133,7 +119,7 @@ fn one_byte_reads_still_find_gzip_and_a_byte_order_mark() {
     let plain = &log[3..];
     for bytes in [log.clone(), gzip(plain), gzip(&log)] {
         let whole = read_input(&bytes[..], &InputLimits::default());
-        let one = read_input(OneByte(&bytes), &InputLimits::default());
+        let one = read_input(ByteAtATime(&bytes), &InputLimits::default());
         let (records, events, bad, error) = outcome(&one);
         assert_eq!((records, events.len(), bad.len(), error), (2, 1, 0, None));
         assert_eq!(outcome(&one), outcome(&whole));

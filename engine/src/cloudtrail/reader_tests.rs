@@ -171,20 +171,7 @@ fn block_scan_matches_byte_scan() {
 /// Readers that hand out one byte at a time exercise every resume path.
 #[test]
 fn byte_at_a_time_reads_match() {
-    struct OneByte<'a>(&'a [u8]);
-    impl Read for OneByte<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            match self.0.split_first() {
-                Some((b, rest)) if !buf.is_empty() => {
-                    buf[0] = *b;
-                    self.0 = rest;
-                    Ok(1)
-                }
-                _ => Ok(0),
-            }
-        }
-    }
     let text = format!(r#"{{"Records":[{NOISE},{OK},{NOISE},{OK}]}}"#);
-    let got = read_input(OneByte(text.as_bytes()), &InputLimits::default()).unwrap();
+    let got = read_input(crate::sample::ByteAtATime(text.as_bytes()), &InputLimits::default()).unwrap();
     assert_eq!((got.records, got.events.len()), (4, 2));
 }

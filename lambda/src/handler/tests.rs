@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rolewatch::alert::Alert;
+use rolewatch::sample;
 use rolewatch::state::State;
 use serde_json::json;
 
@@ -23,24 +24,15 @@ fn denied(id: &str, second: u32) -> Value {
 }
 
 fn denied_by(user: &str, id: &str, second: u32) -> Value {
-    json!({"eventVersion": "1.08", "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
-        "eventTime": format!("2026-10-05T10:00:{second:02}Z"), "eventID": id, "awsRegion": "us-east-1",
-        "sourceIPAddress": "198.18.9.20", "errorCode": "AccessDenied", "requestParameters": null,
-        "recipientAccountId": ACCOUNT,
-        "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/{user}"), "accountId": ACCOUNT}})
+    sample::denied_assume_role(ACCOUNT, user, id, &format!("2026-10-05T10:00:{second:02}Z"))
 }
 
 fn granted(id: &str, second: u32) -> Value {
-    let mut record = denied_by("deployer", id, second);
-    record["errorCode"] = Value::Null;
-    record["sourceIPAddress"] = json!("192.0.2.44");
-    record["requestParameters"] =
-        json!({"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/deploy"), "roleSessionName": "deployer"});
-    record
+    sample::granted_assume_role(ACCOUNT, "deployer", id, &format!("2026-10-05T10:00:{second:02}Z"))
 }
 
 fn log(records: &[Value]) -> Vec<u8> {
-    json!({ "Records": records }).to_string().into_bytes()
+    sample::log_json(records)
 }
 
 /// Five failures by `user` within 20 s: one repeated_failures alert.
@@ -49,8 +41,7 @@ fn burst_by(user: &str, prefix: &str) -> Vec<Value> {
 }
 
 fn burst_log(prefix: &str) -> Vec<u8> {
-    let records: Vec<Value> = (0..5).map(|i| denied(&format!("{prefix}{i}"), i * 5)).collect();
-    json!({ "Records": records }).to_string().into_bytes()
+    log(&burst_by("guesser", prefix))
 }
 
 fn event(keys: &[&str]) -> Value {

@@ -3,7 +3,6 @@
 //! the SNS envelope shows the subject and message attributes).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::primitives::ByteStream;
+use rolewatch::sample;
 use rolewatch_lambda::aws::{S3Source, S3StateStore, SnsSink};
 use rolewatch_lambda::ports::StateStore;
 use rolewatch_lambda::{aws_handler, AwsHandler, Handler, Settings};
@@ -337,10 +337,7 @@ pub fn s3_event(keys: &[&str]) -> Value {
 
 /// A gzip CloudTrail log of `records`.
 pub fn cloudtrail_gz(records: &[Value]) -> Vec<u8> {
-    let text = json!({ "Records": records }).to_string();
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(text.as_bytes()).expect("gzip in memory");
-    encoder.finish().expect("gzip in memory")
+    sample::log_gz(records)
 }
 
 /// A CloudTrail key of the sample account for a synthetic object.
@@ -350,45 +347,17 @@ pub fn log_key(day: &str, name: &str) -> String {
     )
 }
 
-/// A failed `AssumeRole` by an IAM user (AccessDenied), as CloudTrail writes it.
+/// A failed `AssumeRole` by an IAM user of the sample account.
 pub fn denied_assume_role(event_id: &str, time: &str, user: &str) -> Value {
-    json!({
-        "eventVersion": "1.08",
-        "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLEUSERID0001",
-                          "arn": format!("arn:aws:iam::{ACCOUNT}:user/{user}"), "accountId": ACCOUNT,
-                          "accessKeyId": "AKIAEXAMPLEKEY000001", "userName": user},
-        "eventTime": time, "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
-        "awsRegion": REGION, "sourceIPAddress": "198.18.9.20", "userAgent": "aws-cli/2.17.0",
-        "errorCode": "AccessDenied",
-        "errorMessage": "User is not authorized to perform: sts:AssumeRole",
-        "requestParameters": null, "responseElements": null,
-        "requestID": format!("req-{event_id}"), "eventID": event_id, "readOnly": true,
-        "eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": ACCOUNT,
-        "eventCategory": "Management"
-    })
+    sample::denied_assume_role(ACCOUNT, user, event_id, time)
 }
 
-/// A granted `AssumeRole` by an IAM user from the office network.
+/// A granted `AssumeRole` by an IAM user of the sample account.
 pub fn granted_assume_role(event_id: &str, time: &str, user: &str) -> Value {
-    let mut record = denied_assume_role(event_id, time, user);
-    record["errorCode"] = Value::Null;
-    record["errorMessage"] = Value::Null;
-    record["sourceIPAddress"] = json!("192.0.2.44");
-    record["requestParameters"] =
-        json!({"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/deploy"), "roleSessionName": user});
-    record["responseElements"] =
-        json!({"assumedRoleUser": {"arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/deploy/{user}")}});
-    record
+    sample::granted_assume_role(ACCOUNT, user, event_id, time)
 }
 
-/// Some other traffic, which rolewatch reads past.
+/// Some other traffic in the sample account, which rolewatch reads past.
 pub fn other_call(event_id: &str, time: &str) -> Value {
-    json!({
-        "eventVersion": "1.08",
-        "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/alice"), "accountId": ACCOUNT},
-        "eventTime": time, "eventSource": "ec2.amazonaws.com", "eventName": "DescribeInstances",
-        "awsRegion": REGION, "sourceIPAddress": "192.0.2.10", "requestParameters": {"maxResults": 5},
-        "responseElements": null, "eventID": event_id, "eventType": "AwsApiCall",
-        "recipientAccountId": ACCOUNT
-    })
+    sample::other_call(ACCOUNT, event_id, time)
 }
