@@ -93,6 +93,13 @@ where
             let (state, version) = match loaded {
                 LoadedState::Missing => (State::default(), None),
                 LoadedState::Found { state, version } => (*state, Some(version)),
+                LoadedState::Newer { reason } => {
+                    let location = self.store.location(account);
+                    error!(account = %account, state = %location, reason = %reason,
+                        "detector state was written by a newer rolewatch release; it is left untouched and this \
+                         account's objects fail until that release is deployed again");
+                    return Err(fail(AccountError::NewerState { location, reason }, &published));
+                }
                 LoadedState::Corrupt { version, raw, reason } => {
                     let location = self.store.location(account);
                     let moved_to = match &quarantined {

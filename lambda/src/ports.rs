@@ -70,8 +70,14 @@ pub enum LoadedState {
         state: Box<State>,
         version: StateVersion,
     },
-    /// Present but not a state we can read. `raw` is kept so it can be
-    /// copied aside before it is replaced.
+    /// Intact, but written by a newer release (a rollback): never replaced
+    /// or set aside, so the account fails until that release is back and
+    /// nothing it learned is lost. `reason` names the formats.
+    Newer {
+        reason: String,
+    },
+    /// Present but not a state we can read (damaged). `raw` is kept so it
+    /// can be copied aside before it is replaced.
     Corrupt {
         version: StateVersion,
         raw: Vec<u8>,
@@ -80,11 +86,10 @@ pub enum LoadedState {
 }
 
 impl LoadedState {
-    /// Reads stored state bytes. Bytes that are not this version's state,
-    /// unparseable or of another format version (a rollback after a newer
-    /// release wrote it), are [`LoadedState::Corrupt`]: copied aside to
-    /// quarantine and replaced, so the account keeps working instead of
-    /// failing every invocation, and nothing is lost.
+    /// Reads stored state bytes. Damaged bytes are [`LoadedState::Corrupt`]:
+    /// copied aside to quarantine and replaced, so the account keeps
+    /// working instead of failing every invocation. A newer release's
+    /// state is [`LoadedState::Newer`]: left alone.
     pub fn from_bytes(raw: Vec<u8>, version: StateVersion) -> LoadedState {
         LoadedState::read(raw, None, version)
     }
@@ -103,6 +108,7 @@ impl LoadedState {
         };
         match state {
             Ok(state) => LoadedState::Found { state: Box::new(state), version },
+            Err(err) if err.is_newer() => LoadedState::Newer { reason: err.to_string() },
             Err(err) => {
                 let raw = Arc::try_unwrap(raw).unwrap_or_else(|shared| shared.to_vec());
                 LoadedState::Corrupt { version, raw, reason: err.to_string() }

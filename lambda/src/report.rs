@@ -91,6 +91,9 @@ pub enum AccountError {
     Publish(#[source] SinkError),
     #[error("{0}")]
     State(#[source] StoreError),
+    /// A rollback: the state is a newer release's and is left untouched.
+    #[error("{location}: {reason}; deploy that release again (or a later one) to resume this account")]
+    NewerState { location: String, reason: String },
     #[error("state kept changing under us ({attempts} conditional writes lost); giving up for this invocation")]
     Contention { attempts: u32 },
 }

@@ -188,13 +188,14 @@ impl State {
     pub(super) fn parse(bytes: Arc<Vec<u8>>, base: Option<&StateBase>, origin: &str) -> Result<State, StateError> {
         let corrupt = |reason: String| StateError::Corrupt { origin: origin.to_owned(), reason };
         let header_end = memchr::memchr(b'\n', &bytes).unwrap_or(bytes.len());
+        let newer = |found: String| StateError::Newer { origin: origin.to_owned(), found };
         let mut state: State = match serde_json::from_slice(&bytes[..header_end]) {
             Ok(state) => state,
             // Format 1 is one JSON document, perhaps pretty-printed by hand.
-            Err(e) => serde_json::from_slice(&bytes)
-                .ok()
-                .filter(|s: &State| s.format == FORMAT_ONE_DOCUMENT)
-                .ok_or_else(|| corrupt(e.to_string()))?,
+            Err(e) => match serde_json::from_slice(&bytes).ok().filter(|s: &State| s.format == FORMAT_ONE_DOCUMENT) {
+                Some(state) => state,
+                None => return Err(unknown_header(&bytes, header_end, e).map_or_else(corrupt, newer)),
+            },
         };
         match state.format {
             STATE_FORMAT | FORMAT_TWO_HISTORIES_IN_HEADER => {}
@@ -205,7 +206,8 @@ impl State {
                 state.format = STATE_FORMAT;
                 return Ok(state);
             }
-            found => return Err(StateError::Format { origin: origin.to_owned(), found }),
+            found if found > STATE_FORMAT => return Err(newer(format!("format {found}"))),
+            found => return Err(corrupt(format!("format {found} was never written by rolewatch"))),
         }
         if !state.unexpected_source_ip.principals.is_empty() {
             return Err(corrupt("principals belong on lines of their own, not in the first line".to_owned()));
@@ -237,7 +239,9 @@ impl State {
         let mut changes: BTreeMap<String, Lines> = BTreeMap::new();
         for (name, lines) in sections.named {
             if !state.sections().iter().any(|(known, _)| *known == name) {
-                return Err(corrupt(format!("unknown section #{name}")));
+                // Under a checksum that holds: a newer release's section,
+                // which a save by this one would drop.
+                return Err(newer(format!("format {STATE_FORMAT} with section #{name}, unknown to this release")));
             }
             changes.insert(name, lines.into_lines(&shared));
         }
@@ -347,6 +351,24 @@ impl State {
         // Maps with string keys and plain numbers always serialise.
         let _ = serde_json::to_writer(&mut *out, &Header { state: self, base, entries: EntryCounts(self) });
         out.push(b'\n');
+    }
+}
+
+/// Why a first line that does not read as this release's state is not
+/// ours to replace: `Ok(what)` when it is a newer release's (a format
+/// above ours, or a field this release does not know in a state whose
+/// checksum holds), `Err(reason)` when it is simply corrupt.
+fn unknown_header(bytes: &[u8], header_end: usize, error: serde_json::Error) -> Result<String, String> {
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[..header_end]).map_err(|_| error.to_string())?;
+    let format = header.get("format").and_then(serde_json::Value::as_u64);
+    match format {
+        Some(found) if found > u64::from(STATE_FORMAT) => Ok(format!("format {found}")),
+        Some(found) if found >= u64::from(FORMAT_TWO_HISTORIES_IN_HEADER) => match checked_lines(bytes, header_end) {
+            Ok(_) => Ok(format!("format {found} with {error}")),
+            Err(_) => Err(error.to_string()),
+        },
+        _ => Err(error.to_string()),
     }
 }
 

@@ -65,6 +65,14 @@ pub struct S3StateStore {
     spare: BaseSpare,
 }
 
+/// Why the base a state names cannot be used.
+enum BaseProblem {
+    /// Missing, damaged or not the one named: the state counts as corrupt.
+    Unreadable(String),
+    /// Written by a newer release: the state is left alone.
+    Newer(String),
+}
+
 /// A base's bytes as a request body without copying them: a base can be
 /// tens of MB, and the function's memory is small.
 struct BaseBody(SharedBytes);
@@ -146,8 +154,8 @@ impl S3StateStore {
     }
 
     /// The base named `digest`: from memory, else from S3. `Ok(Err(why))`
-    /// when it is missing or damaged.
-    async fn base(&self, account: &str, digest: &str) -> Result<Result<StateBase, String>, StoreError> {
+    /// when it is missing, damaged or a newer release's.
+    async fn base(&self, account: &str, digest: &str) -> Result<Result<StateBase, BaseProblem>, StoreError> {
         let key = self.base_key(account, digest);
         if let Some(base) = self.bases.lock().ok().and_then(|mut cache| cache.get(&key)) {
             return Ok(Ok(base));
@@ -155,7 +163,7 @@ impl S3StateStore {
         let output = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
             Ok(output) => output,
             Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
-                return Ok(Err(format!("its base s3://{}/{key} is missing", self.bucket)));
+                return Ok(Err(BaseProblem::Unreadable(format!("its base s3://{}/{key} is missing", self.bucket))));
             }
             Err(err) => return Err(self.error("load", &key, err)),
         };
@@ -167,8 +175,15 @@ impl S3StateStore {
                 }
                 Ok(Ok(base))
             }
-            Ok(base) => Ok(Err(format!("its base s3://{}/{key} holds base {}", self.bucket, base.digest()))),
-            Err(err) => Ok(Err(format!("its base s3://{}/{key}: {err}", self.bucket))),
+            Ok(base) => Ok(Err(BaseProblem::Unreadable(format!(
+                "its base s3://{}/{key} holds base {}",
+                self.bucket,
+                base.digest()
+            )))),
+            Err(err) if err.is_newer() => {
+                Ok(Err(BaseProblem::Newer(format!("its base s3://{}/{key}: {err}", self.bucket))))
+            }
+            Err(err) => Ok(Err(BaseProblem::Unreadable(format!("its base s3://{}/{key}: {err}", self.bucket)))),
         }
     }
 
@@ -290,14 +305,18 @@ impl StateStore for S3StateStore {
                     self.remember_base(account, named);
                     return Ok(loaded);
                 }
+                Err(BaseProblem::Newer(reason)) => {
+                    self.remember_base(account, None);
+                    return Ok(LoadedState::Newer { reason });
+                }
                 // A concurrent save may have replaced both since: read again,
                 // unless the state object is the one already read.
-                Err(why) if read_before.as_ref() != Some(&version) => {
+                Err(BaseProblem::Unreadable(why)) if read_before.as_ref() != Some(&version) => {
                     tracing::warn!(account, state = %self.location(account), reason = %why,
                         "the state's base is unavailable; reading the state again");
                     read_before = Some(version);
                 }
-                Err(why) => {
+                Err(BaseProblem::Unreadable(why)) => {
                     self.remember_base(account, None);
                     return Ok(LoadedState::Corrupt { version, raw, reason: why });
                 }

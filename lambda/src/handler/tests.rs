@@ -135,6 +135,7 @@ struct Memory {
     conflicts: Mutex<u32>,
     conflict_pause: Duration,
     saves: Mutex<u32>,
+    quarantined: Mutex<u32>,
 }
 
 impl Memory {
@@ -186,6 +187,7 @@ impl StateStore for Memory {
     }
 
     async fn quarantine(&self, account: &str, _: &[u8]) -> Result<String, StoreError> {
+        *self.quarantined.lock().map_err(|_| poisoned())? += 1;
         Ok(format!("memory://quarantine/{account}"))
     }
 
@@ -290,25 +292,55 @@ async fn a_vanished_object_is_reported_unreadable() {
     assert_eq!(published(&h), ["unreadable_input"]);
 }
 
+/// State bytes sealed with a valid checksum, as a newer release writes them.
+fn sealed_state(text: &str) -> Vec<u8> {
+    let mut bytes = text.as_bytes().to_vec();
+    let digest = format!("{:016x}", twox_hash::XxHash3_64::oneshot_with_seed(0, &bytes));
+    bytes.extend_from_slice(format!("{{\"principals\":0,\"xxh3\":\"{digest}\"}}\n").as_bytes());
+    bytes
+}
+
 #[tokio::test]
-async fn a_state_of_another_format_is_set_aside_not_a_crash_loop() {
+async fn after_a_rollback_a_newer_state_fails_the_invocation_and_is_left_untouched() {
     let k = key("20261005T1005Z_a");
-    let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
+    let newer = [
+        (sealed_state("{\"format\":4,\"watermark\":1}\n"), "format 4"),
+        // A section a newer release added without a new format (a new detector's history).
+        (sealed_state("{\"format\":3}\n#role_enumeration\n\"arn:aws:iam::1:user/a\"\t9\t[]\n"), "#role_enumeration"),
+    ];
+    for (bytes, found) in newer {
+        let objects = Objects::with(&[(&k, burst_log("e"))]);
+        let repo = Memory::default();
+        if let Ok(mut stored) = repo.stored.lock() {
+            *stored = Some((bytes.clone(), 7));
+        }
+        let h = handler(objects, repo, Sink::default());
+        let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(&format!("memory://{ACCOUNT}")) && err.contains(found), "{err}");
+        assert!(err.contains(&format!("formats 1 to {}", rolewatch::state::STATE_FORMAT)), "{err}");
+        assert_eq!(h.store.stored.lock().ok().and_then(|s| s.clone()), Some((bytes, 7)), "never overwritten");
+        assert_eq!(h.store.quarantined.lock().map(|q| *q).ok(), Some(0), "never moved aside");
+        assert!(published(&h).is_empty(), "no state_reset alert, no detection from empty state");
+    }
+}
+
+#[tokio::test]
+async fn after_a_rollback_an_sqs_message_for_an_account_with_newer_state_is_reported_failed() {
+    let (mine, other) = (key("20261005T1005Z_a"), format!("AWSLogs/{ACCOUNT}/Config/us-east-1/2026/10/5/x.json.gz"));
+    let objects = Objects::with(&[(&mine, burst_log("e"))]);
     let repo = Memory::default();
     if let Ok(mut stored) = repo.stored.lock() {
-        *stored = Some((br#"{"format": 99}"#.to_vec(), 1));
+        *stored = Some((sealed_state("{\"format\":4}\n"), 1));
     }
     let h = handler(objects, repo, Sink::default());
-    assert!(h.handle(event(&[&k])).await.is_ok(), "the account keeps working");
-    let mut got = published(&h);
-    got.sort();
-    assert_eq!(got, ["repeated_failures", "state_reset"]);
-    let kept_aside = h
-        .sink
-        .published
-        .lock()
-        .map(|p| p.iter().any(|a| a.detector == "state_reset" && a.details.get("quarantined_to").is_some()));
-    assert_eq!(kept_aside.ok(), Some(true), "the other version's state is kept aside and reported");
+    let body = |k: &str| event(&[k]).to_string();
+    let batch = json!({"Records": [
+        {"messageId": "m1", "eventSource": "aws:sqs", "body": body(&mine)},
+        {"messageId": "m2", "eventSource": "aws:sqs", "body": body(&other)},
+    ]});
+    let response = h.handle(batch).await.map_err(|e| e.to_string());
+    let failed = response.map(|r| r["batchItemFailures"].clone());
+    assert_eq!(failed, Ok(json!([{"itemIdentifier": "m1"}])), "retried, then dead-lettered: not dropped");
 }
 
 #[tokio::test]
