@@ -7,10 +7,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use rolewatch::alert::Alert;
 use rolewatch::state::{State, StateBase};
 use thiserror::Error;
 use tokio::io::AsyncRead;
+use tokio::time::Instant;
 
 use crate::triggers::ObjectRef;
 
@@ -141,9 +143,16 @@ pub trait StateStore: Send + Sync {
     /// Waits for the account's lease, so invocations for one account take
     /// turns and two of them never publish the same burst from the same
     /// starting state. Conditional writes stay the safety net behind it.
-    /// The default takes no lease (stores with a single writer).
-    fn acquire_lease(&self, account: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = account;
+    /// Gives up (an error) by `give_up_at`, the invocation's deadline less
+    /// what releasing and reporting need, without leaving a request in
+    /// flight that could take the lease after all. The default takes no
+    /// lease (stores with a single writer).
+    fn acquire_lease(
+        &self,
+        account: &str,
+        give_up_at: Option<Instant>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (account, give_up_at);
         async { Ok(()) }
     }
 
@@ -173,6 +182,24 @@ pub struct StoreError {
 impl StoreError {
     pub fn new(operation: &'static str, location: impl Into<String>, source: impl Into<BoxError>) -> StoreError {
         StoreError { operation, location: location.into(), source: source.into() }
+    }
+}
+
+/// The time of day: what an alert raised by the function itself is stamped
+/// with, how far an invocation's deadline is, and how late an alert is
+/// published. Injected so tests pin it (waiting is measured on
+/// [`tokio::time::Instant`], which tests pause).
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::<Utc>::from(std::time::SystemTime::now())
     }
 }
 

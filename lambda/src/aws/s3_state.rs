@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -386,24 +386,30 @@ impl StateStore for S3StateStore {
         Ok(SaveOutcome::Saved(version))
     }
 
-    async fn acquire_lease(&self, account: &str) -> Result<(), StoreError> {
+    async fn acquire_lease(&self, account: &str, give_up_at: Option<tokio::time::Instant>) -> Result<(), StoreError> {
         let key = self.lease_key(account);
-        let started = Instant::now();
+        let waited_enough = tokio::time::Instant::now() + self.lease_wait;
+        // Whichever comes first: this store's patience or the invocation's deadline.
+        let give_up_at = give_up_at.map_or(waited_enough, |deadline| deadline.min(waited_enough));
         let mut attempt: u64 = 0;
         while !self.try_lease(&key).await? {
-            if started.elapsed() > self.lease_wait {
-                return Err(self.error(
-                    "lease",
-                    &key,
-                    "another invocation has held this account's lease for too long; Lambda will retry".to_owned(),
-                ));
+            let now = tokio::time::Instant::now();
+            if now >= give_up_at {
+                let why = if give_up_at < waited_enough {
+                    "the invocation's deadline came while another invocation held this account's lease; Lambda will retry"
+                } else {
+                    "another invocation has held this account's lease for too long; Lambda will retry"
+                };
+                return Err(self.error("lease", &key, why.to_owned()));
             }
             attempt += 1;
-            // 25 ms growing to 800 ms, spread so waiters do not move in step.
+            // 25 ms growing to 800 ms, spread so waiters do not move in step;
+            // never past the moment to give up, so no try runs late.
             let base = 25u64 << attempt.min(5);
             let spread =
                 u64::from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_nanos());
-            tokio::time::sleep(Duration::from_millis(base + spread % base)).await;
+            let pause = Duration::from_millis(base + spread % base).min(give_up_at - now);
+            tokio::time::sleep(pause).await;
         }
         Ok(())
     }

@@ -136,6 +136,12 @@ struct Memory {
     conflict_pause: Duration,
     saves: Mutex<u32>,
     quarantined: Mutex<u32>,
+    /// Accounts whose lease another invocation holds, until when.
+    held: HashMap<String, tokio::time::Instant>,
+    /// Ignores when to give up on a lease, waiting on regardless.
+    stubborn: bool,
+    /// "acquire <account>" and "release <account>", in order, and when.
+    leases: Mutex<Vec<(String, tokio::time::Instant)>>,
 }
 
 impl Memory {
@@ -184,6 +190,26 @@ impl StateStore for Memory {
         *stored = Some((state.to_bytes(), next));
         *self.saves.lock().map_err(|_| poisoned())? += 1;
         Ok(SaveOutcome::Saved(StateVersion(next.to_string())))
+    }
+
+    async fn acquire_lease(&self, account: &str, give_up_at: Option<tokio::time::Instant>) -> Result<(), StoreError> {
+        loop {
+            let now = tokio::time::Instant::now();
+            if self.held.get(account).is_none_or(|until| now >= *until) {
+                self.leases.lock().map_err(|_| poisoned())?.push((format!("acquire {account}"), now));
+                return Ok(());
+            }
+            if !self.stubborn && give_up_at.is_some_and(|at| now >= at) {
+                return Err(StoreError::new("lease", account, "held by another invocation"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn release_lease(&self, account: &str) -> Result<(), StoreError> {
+        let now = tokio::time::Instant::now();
+        self.leases.lock().map_err(|_| poisoned())?.push((format!("release {account}"), now));
+        Ok(())
     }
 
     async fn quarantine(&self, account: &str, _: &[u8]) -> Result<String, StoreError> {
@@ -495,4 +521,99 @@ async fn an_unreadable_object_pages_once_when_a_conflict_makes_the_attempts_a_se
     let h = handler(Objects::with(&[(&k, bytes)]), repo, Sink::default());
     assert!(h.handle(event(&[&k])).await.is_err());
     assert_eq!(published(&h), ["unreadable_input"]);
+}
+
+/// A clock that stands still at 2026-10-05T10:30:00Z.
+struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::<Utc>::from(std::time::UNIX_EPOCH + Duration::from_secs(1_791_196_200))
+    }
+}
+
+fn key_in(account: &str, name: &str) -> String {
+    format!("AWSLogs/{account}/CloudTrail/us-east-1/2026/10/05/{account}_CloudTrail_us-east-1_{name}.json")
+}
+
+fn sqs(keys: &[&str]) -> Value {
+    let records: Vec<Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| json!({"messageId": format!("m{}", i + 1), "eventSource": "aws:sqs", "body": event(&[k]).to_string()}))
+        .collect();
+    json!({ "Records": records })
+}
+
+fn lease_log(repo: &Memory) -> Vec<String> {
+    repo.leases.lock().map(|l| l.iter().map(|(what, _)| what.clone()).collect()).unwrap_or_default()
+}
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The deadline `DEADLINE` after the fixed clock's time, and the moment of
+/// paused time it stands for.
+fn deadline() -> (Option<DateTime<Utc>>, tokio::time::Instant) {
+    (
+        Some(FixedClock.now() + chrono::Duration::seconds(DEADLINE.as_secs() as i64)),
+        tokio::time::Instant::now() + DEADLINE,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_during_a_lease_wait_stops_in_time_and_reports_the_accounts_left_failed() {
+    let (a, b, c) = ("111122223333", "222233334444", "333344445555");
+    let keys = [key_in(a, "20261005T1005Z_a"), key_in(b, "20261005T1005Z_b"), key_in(c, "20261005T1005Z_c")];
+    let objects = Objects::with(&[(&keys[0], burst_log("a")), (&keys[1], burst_log("b")), (&keys[2], burst_log("c"))]);
+    // Another invocation holds b's lease for ten minutes, past this one's deadline.
+    let repo = Memory {
+        held: HashMap::from([(b.to_owned(), tokio::time::Instant::now() + Duration::from_secs(600))]),
+        ..Memory::default()
+    };
+    let h = handler(objects, repo, Sink::default()).with_clock(Arc::new(FixedClock));
+    let (deadline, killed_at) = deadline();
+    let response = h.handle_until(sqs(&[&keys[0], &keys[1], &keys[2]]), deadline).await.map_err(|e| e.to_string());
+    let failed = response.map(|r| r["batchItemFailures"].clone());
+    assert_eq!(failed, Ok(json!([{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}])), "b and c are retried");
+    assert_eq!(published(&h), ["repeated_failures"], "a was brought up to date");
+    assert_eq!(lease_log(&h.store), [format!("acquire {a}"), format!("release {a}")]);
+    let finished = tokio::time::Instant::now();
+    assert!(finished + DEADLINE_RESERVE <= killed_at + Duration::from_millis(200), "stopped with the reserve left");
+    assert!(finished + DEADLINE_RESERVE + Duration::from_secs(1) >= killed_at, "and not long before it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_wait_that_ignores_the_deadline_is_cut_off_before_lambda_would_kill_it() {
+    let k = key("20261005T1005Z_a");
+    let repo = Memory {
+        held: HashMap::from([(ACCOUNT.to_owned(), tokio::time::Instant::now() + Duration::from_secs(600))]),
+        stubborn: true,
+        ..Memory::default()
+    };
+    let h = handler(Objects::with(&[(&k, burst_log("e"))]), repo, Sink::default()).with_clock(Arc::new(FixedClock));
+    let (deadline, killed_at) = deadline();
+    let err = h.handle_until(event(&[&k]), deadline).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains(&format!("s3://trail/{k}")) && err.contains("deadline came while waiting"), "{err}");
+    assert!(tokio::time::Instant::now() < killed_at, "answered before the deadline");
+    assert!(lease_log(&h.store).is_empty(), "no lease taken, none to release");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_during_save_retries_releases_the_lease_and_fails_the_invocation() {
+    let k = key("20261005T1005Z_a");
+    // Every save loses, each after six seconds: ten of them outlast the deadline.
+    let repo = Memory { conflicts: Mutex::new(u32::MAX), conflict_pause: Duration::from_secs(6), ..Memory::default() };
+    let h = handler(Objects::with(&[(&k, burst_log("e"))]), repo, Sink::default()).with_clock(Arc::new(FixedClock));
+    let (deadline, killed_at) = deadline();
+    let err = h.handle_until(event(&[&k]), deadline).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains(&format!("s3://trail/{k}")) && err.contains(ACCOUNT) && err.contains("deadline came"),
+        "{err}"
+    );
+    assert!(!err.contains("conditional writes lost"), "the deadline, not the attempt limit, ended it: {err}");
+    assert_eq!(lease_log(&h.store), [format!("acquire {ACCOUNT}"), format!("release {ACCOUNT}")]);
+    let released = h.store.leases.lock().ok().and_then(|l| l.last().map(|(_, at)| *at));
+    assert!(released.is_some_and(|at| at + DEADLINE_RESERVE <= killed_at), "released with the reserve left");
+    assert_eq!(published(&h), ["repeated_failures"], "what was published stays published (same dedup_key on retry)");
+    assert!(h.store.stored.lock().map(|s| s.is_none()).unwrap_or(false), "nothing saved");
 }
