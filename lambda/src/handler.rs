@@ -38,6 +38,7 @@ use rolewatch::ingest::CHUNK_EVENTS;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
+use crate::metrics::emf_lines;
 use crate::ports::{AlertSink, Clock, ObjectSource, StateStore, SystemClock};
 use crate::report::{log_summary, AccountError, FailureCause, InvocationError, InvocationSummary, ObjectFailure};
 use crate::triggers::{parse_invocation, Invocation, ObjectRef, TriggerKind};
@@ -59,6 +60,19 @@ pub struct Handler<S, R, K> {
     pub(crate) limits: InputLimits,
     pub(crate) chunk_events: usize,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Where the invocation's metric lines go (stdout, for CloudWatch).
+    pub(crate) metrics_out: Arc<MetricsOut>,
+}
+
+/// Takes each EMF line of an invocation.
+pub type MetricsOut = dyn Fn(&str) + Send + Sync;
+
+/// Each line on stdout, whole, as CloudWatch Logs expects an EMF document.
+fn metrics_to_stdout(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed stdout loses a metric, never the invocation.
+    let _ = writeln!(out, "{line}");
 }
 
 /// A unit of failure reporting: the whole invocation, or one SQS message.
@@ -75,7 +89,28 @@ where
 {
     pub fn new(source: S, store: R, sink: K, config: Config) -> Self {
         let limits = config.input.limits();
-        Self { source, store, sink, config, limits, chunk_events: CHUNK_EVENTS, clock: Arc::new(SystemClock) }
+        Self {
+            source,
+            store,
+            sink,
+            config,
+            limits,
+            chunk_events: CHUNK_EVENTS,
+            clock: Arc::new(SystemClock),
+            metrics_out: Arc::new(metrics_to_stdout),
+        }
+    }
+
+    /// Hands the metric lines to `out` instead of stdout.
+    pub fn with_metrics_out(mut self, out: Arc<MetricsOut>) -> Self {
+        self.metrics_out = out;
+        self
+    }
+
+    fn emit_metrics(&self, summary: &InvocationSummary) {
+        for line in emf_lines(summary, self.clock.now()) {
+            (self.metrics_out)(&line);
+        }
     }
 
     /// Reads the time of day from `clock` instead of the system's.
@@ -113,6 +148,7 @@ where
             Ok(invocation) => invocation,
             Err(err) => {
                 error!(error = %err, "cannot understand the invocation event");
+                self.emit_metrics(&InvocationSummary { trigger: "unrecognised", ..InvocationSummary::default() });
                 return Err(err.into());
             }
         };
@@ -127,6 +163,7 @@ where
                 let units = vec![Unit { message_id: None, objects: delivery.objects }];
                 let (failures, _) = self.process(&units, &mut summary, stop_at).await;
                 log_summary(&summary, started, None);
+                self.emit_metrics(&summary);
                 if failures.is_empty() {
                     Ok(serde_json::to_value(&summary).unwrap_or(Value::Null))
                 } else {
@@ -156,6 +193,7 @@ where
                 failed_ids
                     .extend(failed_units.into_iter().filter_map(|i| units.get(i).and_then(|u| u.message_id.clone())));
                 log_summary(&summary, started, Some(failed_ids.len()));
+                self.emit_metrics(&summary);
                 let response = SqsBatchResponse {
                     batch_item_failures: failed_ids
                         .into_iter()

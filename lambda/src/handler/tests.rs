@@ -617,3 +617,99 @@ async fn a_deadline_during_save_retries_releases_the_lease_and_fails_the_invocat
     assert_eq!(published(&h), ["repeated_failures"], "what was published stays published (same dedup_key on retry)");
     assert!(h.store.stored.lock().map(|s| s.is_none()).unwrap_or(false), "nothing saved");
 }
+
+/// Checks one EMF document against the specification: `_aws` holds a
+/// millisecond `Timestamp` and metric directives; every dimension named is
+/// a string member of the root and every metric a number member. Returns
+/// the document's dimension values and metrics (name, unit, value).
+/// An EMF document read back: its dimensions (name, value) and metrics (name, unit, value).
+type EmfDocument = (Vec<(String, String)>, Vec<(String, String, f64)>);
+/// A metric's unit and value.
+type Measured = Option<(String, f64)>;
+
+fn emf_document(line: &str) -> EmfDocument {
+    assert!(!line.contains('\n'), "one document a line: {line}");
+    let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(doc["_aws"]["Timestamp"], json!(1_791_196_200_000i64), "the clock's time in ms: {line}");
+    let directives = doc["_aws"]["CloudWatchMetrics"].as_array().cloned().unwrap_or_default();
+    assert_eq!(directives.len(), 1, "{line}");
+    let directive = &directives[0];
+    assert_eq!(directive["Namespace"], "rolewatch");
+    let mut dimensions = Vec::new();
+    for set in directive["Dimensions"].as_array().into_iter().flatten() {
+        for name in set.as_array().into_iter().flatten().filter_map(Value::as_str) {
+            let value = doc[name].as_str().unwrap_or_else(|| panic!("dimension {name} is no string member: {line}"));
+            dimensions.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    let metrics = directive["Metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let name = m["Name"].as_str().unwrap_or_default().to_owned();
+            let value = doc[&name].as_f64().unwrap_or_else(|| panic!("metric {name} has no number: {line}"));
+            (name, m["Unit"].as_str().unwrap_or_default().to_owned(), value)
+        })
+        .collect();
+    (dimensions, metrics)
+}
+
+#[tokio::test]
+async fn an_invocation_writes_its_metrics_as_emf_documents() {
+    let (burst, cut) = (key("20261005T1005Z_a"), key("20261005T1010Z_cut"));
+    let mut truncated = burst_log("x");
+    truncated.truncate(30);
+    let objects = Objects::with(&[(&burst, burst_log("e")), (&cut, truncated)]);
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let out = Arc::clone(&lines);
+    let h = handler(objects, Memory::default(), Sink::default())
+        .with_clock(Arc::new(FixedClock))
+        .with_metrics_out(Arc::new(move |line: &str| out.lock().map(|mut l| l.push(line.to_owned())).unwrap_or(())));
+    let digest = format!("AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-east-1/2026/10/05/{ACCOUNT}_CloudTrail-Digest_us-east-1_t_us-east-1_20261005T1030Z.json.gz");
+    let config = format!("AWSLogs/{ACCOUNT}/Config/us-east-1/2026/10/5/ConfigSnapshot/{ACCOUNT}_Config_us-east-1_ConfigSnapshot_20261005T103000Z_x.json.gz");
+    let flow = format!("AWSLogs/{ACCOUNT}/vpcflowlogs/us-east-1/2026/10/05/{ACCOUNT}_vpcflowlogs_us-east-1_fl-1_20261005T1030Z_h.log.gz");
+    assert!(h.handle(event(&[&burst, &cut, &digest, &config, &flow])).await.is_err(), "the cut object fails");
+
+    let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    let docs: Vec<_> = lines.iter().map(|l| emf_document(l)).collect();
+    let metric = |doc: &EmfDocument, name: &str| -> Measured {
+        doc.1.iter().find(|(n, _, _)| n == name).map(|(_, unit, v)| (unit.clone(), *v))
+    };
+    let count = |v: f64| Some(("Count".to_owned(), v));
+    // Totals first, with no dimension.
+    let totals = &docs[0];
+    assert!(totals.0.is_empty(), "{:?}", totals.0);
+    assert_eq!(metric(totals, "FilesRead"), count(1.0), "the burst; the cut object was not read whole");
+    assert_eq!(metric(totals, "Records"), count(5.0));
+    assert_eq!(metric(totals, "RoleAssumptions"), count(5.0));
+    assert_eq!(metric(totals, "Alerts"), count(2.0));
+    assert_eq!(metric(totals, "SkippedObjects"), count(3.0));
+    assert_eq!(metric(totals, "FailedObjects"), count(1.0));
+    // The burst's last event was at 10:00:20, published at the clock's 10:30:00.
+    assert_eq!(metric(totals, "AlertLagSeconds"), Some(("Seconds".to_owned(), 1_780.0)));
+    // Then one document per detector that alerted, and per skip reason.
+    let by = |dimension: &str| -> Vec<(String, Measured, Measured)> {
+        docs.iter()
+            .filter(|d| d.0.iter().any(|(n, _)| n == dimension))
+            .map(|d| {
+                let name = d.0[0].1.clone();
+                let first = if dimension == "reason" { "SkippedObjects" } else { "Alerts" };
+                (name, metric(d, first), metric(d, "AlertLagSeconds"))
+            })
+            .collect()
+    };
+    let seconds = |v: f64| Some(("Seconds".to_owned(), v));
+    assert_eq!(
+        by("detector"),
+        [
+            ("repeated_failures".to_owned(), count(1.0), seconds(1_780.0)),
+            ("unreadable_input".to_owned(), count(1.0), seconds(0.0))
+        ]
+    );
+    assert_eq!(
+        by("reason"),
+        [("cloudtrail_digest".to_owned(), count(1.0), None), ("not_a_cloudtrail_log".to_owned(), count(2.0), None)]
+    );
+    assert_eq!(docs.len(), 5, "{lines:#?}");
+}
