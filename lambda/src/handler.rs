@@ -140,10 +140,21 @@ where
     /// their objects are retried instead of being cut off mid-way.
     pub async fn handle_until(&self, event: Value, deadline: Option<DateTime<Utc>>) -> Result<Value, InvocationError> {
         let started = Instant::now();
-        let stop_at = deadline.map(|deadline| {
-            let left = (deadline - self.clock.now()).to_std().unwrap_or_default();
-            tokio::time::Instant::now() + left.saturating_sub(DEADLINE_RESERVE)
-        });
+        let now = self.clock.now();
+        let stop_at = match deadline {
+            Some(deadline) if deadline > now => {
+                let left = (deadline - now).to_std().unwrap_or_default();
+                Some(tokio::time::Instant::now() + left.saturating_sub(DEADLINE_RESERVE))
+            }
+            // Lambda never starts an invocation past its deadline: this is no
+            // time of day (`cargo lambda watch` sends the timeout, 600000 ms).
+            Some(deadline) => {
+                warn!(deadline = %deadline.to_rfc3339(), "the invocation's deadline has passed before it started; \
+                    running without one (Lambda's own timeout still applies)");
+                None
+            }
+            None => None,
+        };
         let invocation = match parse_invocation(&event) {
             Ok(invocation) => invocation,
             Err(err) => {

@@ -713,3 +713,15 @@ async fn an_invocation_writes_its_metrics_as_emf_documents() {
     );
     assert_eq!(docs.len(), 5, "{lines:#?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_that_has_passed_before_the_start_is_no_time_of_day_and_is_ignored() {
+    // `cargo lambda watch` sends its timeout (600000 ms) where Lambda sends the epoch time.
+    let k = key("20261005T1005Z_a");
+    let h = handler(Objects::with(&[(&k, burst_log("e"))]), Memory::default(), Sink::default())
+        .with_clock(Arc::new(FixedClock));
+    let not_a_time = DateTime::<Utc>::from(std::time::UNIX_EPOCH + Duration::from_millis(600_000));
+    let summary = h.handle_until(event(&[&k]), Some(not_a_time)).await.map_err(|e| e.to_string());
+    assert_eq!(summary.map(|s| s["processed"].clone()), Ok(json!(1)));
+    assert_eq!(published(&h), ["repeated_failures"]);
+}
