@@ -218,6 +218,15 @@ impl State {
         if state.format == STATE_FORMAT && histories_in_header {
             return Err(corrupt("histories belong on lines of their own, not in the first line".to_owned()));
         }
+        if state.format == STATE_FORMAT {
+            if let Some(key) = unknown_key(&bytes[..header_end], &state) {
+                // Only a newer release writes a field this one does not: it
+                // would be dropped at the next save. Refused as newer once the
+                // checksum shows a release wrote it, else as damage.
+                checked_lines(&bytes, header_end).map_err(corrupt)?;
+                return Err(newer(format!("format {STATE_FORMAT} with field {key}, unknown to this release")));
+            }
+        }
         let (lines, trailer) = checked_lines(&bytes, header_end).map_err(corrupt)?;
         let sections = Sections::find(&bytes, lines).map_err(corrupt)?;
         let shared: SharedBytes = Arc::clone(&bytes) as SharedBytes;
@@ -370,6 +379,25 @@ fn unknown_header(bytes: &[u8], header_end: usize, error: serde_json::Error) -> 
         },
         _ => Err(error.to_string()),
     }
+}
+
+/// A key of the first line, as `a.b`, that this release would not write
+/// back: `serde` reads past unknown fields inside the detectors' parts.
+fn unknown_key(header: &[u8], state: &State) -> Option<String> {
+    fn missing(read: &serde_json::Value, kept: &serde_json::Value, path: &str) -> Option<String> {
+        let (serde_json::Value::Object(read), serde_json::Value::Object(kept)) = (read, kept) else { return None };
+        read.iter().find_map(|(key, value)| {
+            let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            match kept.get(key) {
+                Some(again) => missing(value, again, &at),
+                // Written in the first line by the header itself, not by the state.
+                None if path.is_empty() && matches!(key.as_str(), "base" | "entries") => None,
+                None => Some(at),
+            }
+        })
+    }
+    let read: serde_json::Value = serde_json::from_slice(header).ok()?;
+    missing(&read, &serde_json::to_value(state).ok()?, "")
 }
 
 /// Loads section `name` of a state: its lines in `changes` over the base's,

@@ -360,6 +360,12 @@ fn newer_states() -> Vec<(&'static str, Vec<u8>)> {
         ("format 4", b"{\"format\":4}".to_vec()),
         ("section #role_enumeration", sealed("{\"format\":3}\n#role_enumeration\n\"arn:aws:iam::1:user/a\"\t9\t[]\n")),
         ("unknown field `mfa_missing`", sealed("{\"format\":3,\"mfa_missing\":{\"seen\":1}}\n")),
+        // Inside a detector's part, where serde would read past it and drop it.
+        (
+            "field repeated_failures.burst_memory",
+            sealed("{\"format\":3,\"repeated_failures\":{\"burst_memory\":[1,2]}}\n"),
+        ),
+        ("field long_session.pruning.knob", sealed("{\"format\":3,\"long_session\":{\"pruning\":{\"knob\":1}}}\n")),
     ]
 }
 

@@ -441,7 +441,10 @@ async fn a_burst_across_chunk_boundaries_raises_the_same_alert_as_the_whole_obje
         (0..5u32).flat_map(|i| [granted(&format!("g{i}"), i * 5), denied(&format!("d{i}"), i * 5 + 1)]).collect();
     let run = |chunk_events: usize| {
         let objects = Objects::with(&[(&k, log(&records))]);
-        handler(objects, Memory::default(), Sink::default()).with_chunk_events(chunk_events)
+        // One clock for both runs: the summaries carry the alerts' lag.
+        handler(objects, Memory::default(), Sink::default())
+            .with_chunk_events(chunk_events)
+            .with_clock(Arc::new(FixedClock))
     };
     let (whole, chunked) = (run(CHUNK_EVENTS), run(3));
     let whole_summary = whole.handle(event(&[&k])).await.map_err(|e| e.to_string());
