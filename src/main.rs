@@ -94,9 +94,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(path) => Box::new(FileStateStore::new(path)),
                 None => Box::new(MemoryStateStore::default()),
             };
-            let loaded = store
-                .load()
-                .map_err(|e| anyhow::anyhow!("{e}\nhint: move the file aside to start with fresh state"))?;
+            let loaded = store.load().map_err(|e| {
+                // A newer release's state is intact: starting afresh would lose what it learned.
+                let hint = if e.is_newer() {
+                    "run the rolewatch release that wrote it (or a later one); keep the file"
+                } else {
+                    "move the file aside to start with fresh state"
+                };
+                anyhow::anyhow!("{e}\nhint: {hint}")
+            })?;
             let mut engine = Engine::new(&config, loaded);
             let (files, skipped, problems) = collect_inputs(&paths);
             for problem in &problems {

@@ -55,6 +55,7 @@ where
         objects: &[ObjectRef],
         summary: &mut InvocationSummary,
         failures: &mut BTreeMap<ObjectRef, FailureCause>,
+        stop_at: Option<tokio::time::Instant>,
     ) -> Result<AccountReport, (AccountError, usize)> {
         // An alert's identity within the invocation: its key and when its
         // incident started. The key alone is not enough: the engine raises
@@ -65,7 +66,7 @@ where
         let account_id = (account != UNKNOWN_ACCOUNT).then_some(account);
         // Operational alerts carry this time in every attempt: it is part of
         // their identity, so a later attempt does not publish them again.
-        let detected_at = now();
+        let detected_at = self.clock.now();
         // Objects that could not be fetched are reported failed and not
         // opened again in this invocation (Lambda's retry does): each voids
         // at most one attempt.
@@ -93,6 +94,13 @@ where
             let (state, version) = match loaded {
                 LoadedState::Missing => (State::default(), None),
                 LoadedState::Found { state, version } => (*state, Some(version)),
+                LoadedState::Newer { reason } => {
+                    let location = self.store.location(account);
+                    error!(account = %account, state = %location, reason = %reason,
+                        "detector state was written by a newer rolewatch release; it is left untouched and this \
+                         account's objects fail until that release is deployed again");
+                    return Err(fail(AccountError::NewerState { location, reason }, &published));
+                }
                 LoadedState::Corrupt { version, raw, reason } => {
                     let location = self.store.location(account);
                     let moved_to = match &quarantined {
@@ -220,6 +228,9 @@ where
                         dedup_key = %alert.dedup_key, "alert published");
                 }
                 published.extend(fresh.iter().map(identity));
+                // Counted as published, so a deadline that cuts the account
+                // off later still reports them.
+                summary.count_published(&fresh, self.clock.now());
             }
             report.alerts = published.len();
 
@@ -243,7 +254,14 @@ where
                     }
                     warn!(account = %account, attempt,
                         "state was changed by a concurrent invocation; loading it again and streaming the objects again");
-                    tokio::time::sleep(backoff(writes_lost)).await;
+                    let pause = backoff(writes_lost);
+                    if stop_at.is_some_and(|stop_at| tokio::time::Instant::now() + pause >= stop_at) {
+                        return Err(fail(
+                            AccountError::Deadline { during: "while retrying a conflicting save" },
+                            &published,
+                        ));
+                    }
+                    tokio::time::sleep(pause).await;
                 }
                 Err(e) => return Err(fail(AccountError::State(e), &published)),
             }
@@ -282,10 +300,6 @@ fn state_reset_alert(
     .with_detail("state", location)
     .with_detail("quarantined_to", moved_to)
     .with_detail("reason", reason)
-}
-
-fn now() -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::<chrono::Utc>::from(SystemTime::now())
 }
 
 /// Exponential backoff with jitter, so racing invocations spread out.

@@ -28,21 +28,28 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use chrono::{DateTime, Utc};
 use rolewatch::cloudtrail::{account_from_key, classify_key, InputKind, InputLimits};
 use rolewatch::config::Config;
 use rolewatch::ingest::CHUNK_EVENTS;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use crate::ports::{AlertSink, ObjectSource, StateStore};
+use crate::metrics::emf_lines;
+use crate::ports::{AlertSink, Clock, ObjectSource, StateStore, SystemClock};
 use crate::report::{log_summary, AccountError, FailureCause, InvocationError, InvocationSummary, ObjectFailure};
 use crate::triggers::{parse_invocation, Invocation, ObjectRef, TriggerKind};
 
 /// The shard for log keys that name no account (not under `AWSLogs/`).
 pub const UNKNOWN_ACCOUNT: &str = "unknown";
+
+/// Kept back from the invocation's deadline: releasing the lease held (one
+/// PUT), logging and answering. Lease waits and save retries end this long
+/// before Lambda would stop the function.
+pub const DEADLINE_RESERVE: Duration = Duration::from_secs(5);
 
 /// The function: the engine's configuration and the three capabilities.
 pub struct Handler<S, R, K> {
@@ -52,6 +59,20 @@ pub struct Handler<S, R, K> {
     pub(crate) config: Config,
     pub(crate) limits: InputLimits,
     pub(crate) chunk_events: usize,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Where the invocation's metric lines go (stdout, for CloudWatch).
+    pub(crate) metrics_out: Arc<MetricsOut>,
+}
+
+/// Takes each EMF line of an invocation.
+pub type MetricsOut = dyn Fn(&str) + Send + Sync;
+
+/// Each line on stdout, whole, as CloudWatch Logs expects an EMF document.
+fn metrics_to_stdout(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed stdout loses a metric, never the invocation.
+    let _ = writeln!(out, "{line}");
 }
 
 /// A unit of failure reporting: the whole invocation, or one SQS message.
@@ -68,7 +89,34 @@ where
 {
     pub fn new(source: S, store: R, sink: K, config: Config) -> Self {
         let limits = config.input.limits();
-        Self { source, store, sink, config, limits, chunk_events: CHUNK_EVENTS }
+        Self {
+            source,
+            store,
+            sink,
+            config,
+            limits,
+            chunk_events: CHUNK_EVENTS,
+            clock: Arc::new(SystemClock),
+            metrics_out: Arc::new(metrics_to_stdout),
+        }
+    }
+
+    /// Hands the metric lines to `out` instead of stdout.
+    pub fn with_metrics_out(mut self, out: Arc<MetricsOut>) -> Self {
+        self.metrics_out = out;
+        self
+    }
+
+    fn emit_metrics(&self, summary: &InvocationSummary) {
+        for line in emf_lines(summary, self.clock.now()) {
+            (self.metrics_out)(&line);
+        }
+    }
+
+    /// Reads the time of day from `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Applies role assumptions `events` at a time instead of
@@ -82,11 +130,36 @@ where
     /// `{"batchItemFailures": [...]}` naming only the failed messages;
     /// other triggers answer a [`InvocationSummary`] or fail as a whole.
     pub async fn handle(&self, event: Value) -> Result<Value, InvocationError> {
+        self.handle_until(event, None).await
+    }
+
+    /// [`Handler::handle`] within the invocation's deadline (Lambda's
+    /// `Context::deadline`): lease waits and save retries stop
+    /// [`DEADLINE_RESERVE`] before it, the lease held is released, and the
+    /// accounts not brought up to date by then are reported failed, so
+    /// their objects are retried instead of being cut off mid-way.
+    pub async fn handle_until(&self, event: Value, deadline: Option<DateTime<Utc>>) -> Result<Value, InvocationError> {
         let started = Instant::now();
+        let now = self.clock.now();
+        let stop_at = match deadline {
+            Some(deadline) if deadline > now => {
+                let left = (deadline - now).to_std().unwrap_or_default();
+                Some(tokio::time::Instant::now() + left.saturating_sub(DEADLINE_RESERVE))
+            }
+            // Lambda never starts an invocation past its deadline: this is no
+            // time of day (`cargo lambda watch` sends the timeout, 600000 ms).
+            Some(deadline) => {
+                warn!(deadline = %deadline.to_rfc3339(), "the invocation's deadline has passed before it started; \
+                    running without one (Lambda's own timeout still applies)");
+                None
+            }
+            None => None,
+        };
         let invocation = match parse_invocation(&event) {
             Ok(invocation) => invocation,
             Err(err) => {
                 error!(error = %err, "cannot understand the invocation event");
+                self.emit_metrics(&InvocationSummary { trigger: "unrecognised", ..InvocationSummary::default() });
                 return Err(err.into());
             }
         };
@@ -99,8 +172,9 @@ where
                     ..InvocationSummary::default()
                 };
                 let units = vec![Unit { message_id: None, objects: delivery.objects }];
-                let (failures, _) = self.process(&units, &mut summary).await;
+                let (failures, _) = self.process(&units, &mut summary, stop_at).await;
                 log_summary(&summary, started, None);
+                self.emit_metrics(&summary);
                 if failures.is_empty() {
                     Ok(serde_json::to_value(&summary).unwrap_or(Value::Null))
                 } else {
@@ -126,10 +200,11 @@ where
                         }
                     }
                 }
-                let (_, failed_units) = self.process(&units, &mut summary).await;
+                let (_, failed_units) = self.process(&units, &mut summary, stop_at).await;
                 failed_ids
                     .extend(failed_units.into_iter().filter_map(|i| units.get(i).and_then(|u| u.message_id.clone())));
                 log_summary(&summary, started, Some(failed_ids.len()));
+                self.emit_metrics(&summary);
                 let response = SqsBatchResponse {
                     batch_item_failures: failed_ids
                         .into_iter()
@@ -143,7 +218,12 @@ where
 
     /// Processes every object of every unit; returns the failures and the
     /// indexes of the units that hold a failed object.
-    async fn process(&self, units: &[Unit], summary: &mut InvocationSummary) -> (Vec<ObjectFailure>, BTreeSet<usize>) {
+    async fn process(
+        &self,
+        units: &[Unit],
+        summary: &mut InvocationSummary,
+        stop_at: Option<tokio::time::Instant>,
+    ) -> (Vec<ObjectFailure>, BTreeSet<usize>) {
         // Distinct log objects, each with the units that name it, grouped
         // by account; within an account in key order (time order).
         let mut holders: BTreeMap<ObjectRef, Vec<usize>> = BTreeMap::new();
@@ -167,22 +247,31 @@ where
         for (account, objects) in &accounts {
             let started = Instant::now();
             let mut object_failures = BTreeMap::new();
-            let outcome = match self.store.acquire_lease(account).await {
-                Ok(()) => {
-                    let outcome = self.process_account(account, objects, summary, &mut object_failures).await;
-                    if let Err(e) = self.store.release_lease(account).await {
-                        // The lease runs out by itself; the next invocation waits a little longer.
-                        warn!(account = %account, error = %e, "lease not released");
+            let deadline = |during| Err((AccountError::Deadline { during }, 0));
+            let outcome = if stop_at.is_some_and(|stop_at| tokio::time::Instant::now() >= stop_at) {
+                deadline("before this account was started")
+            } else {
+                // The store gives up by `stop_at` itself; the grace only bounds a store that does not.
+                let lease = within(stop_at.map(|s| s + LEASE_GRACE), self.store.acquire_lease(account, stop_at));
+                match lease.await {
+                    Some(Ok(())) => {
+                        let work = self.process_account(account, objects, summary, &mut object_failures, stop_at);
+                        let outcome =
+                            within(stop_at, work).await.unwrap_or_else(|| deadline("while it was brought up to date"));
+                        if let Err(e) = self.store.release_lease(account).await {
+                            // The lease runs out by itself; the next invocation waits a little longer.
+                            warn!(account = %account, error = %e, "lease not released");
+                        }
+                        outcome
                     }
-                    outcome
+                    Some(Err(e)) => Err((AccountError::State(e), 0)),
+                    None => deadline("while waiting for this account's lease"),
                 }
-                Err(e) => Err((AccountError::State(e), 0)),
             };
             match outcome {
                 Ok(report) => {
                     summary.processed += report.processed;
                     summary.already_processed += report.already_processed;
-                    summary.alerts += report.alerts;
                     info!(
                         account = %account,
                         objects = objects.len(),
@@ -195,7 +284,6 @@ where
                     );
                 }
                 Err((error, alerts)) => {
-                    summary.alerts += alerts;
                     error!(
                         account = %account,
                         objects = objects.len(),
@@ -220,6 +308,18 @@ where
         let failed_units =
             failures.iter().flat_map(|f| holders.get(&f.object).into_iter().flatten().copied()).collect();
         (failures, failed_units)
+    }
+}
+
+/// How long past the deadline a store's lease wait may run before it is
+/// cut off (a store that ignores `give_up_at`); within the reserve.
+const LEASE_GRACE: Duration = Duration::from_secs(1);
+
+/// `work`'s output, or `None` once `stop_at` has come.
+async fn within<F: std::future::Future>(stop_at: Option<tokio::time::Instant>, work: F) -> Option<F::Output> {
+    match stop_at {
+        Some(stop_at) => tokio::time::timeout_at(stop_at, work).await.ok(),
+        None => Some(work.await),
     }
 }
 

@@ -17,6 +17,7 @@
 mod account;
 pub mod aws;
 pub mod handler;
+pub mod metrics;
 mod object_stream;
 pub mod ports;
 pub mod report;

@@ -28,6 +28,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         "rolewatch-lambda ready"
     );
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { handler.handle(event.payload).await }))
-        .await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        // Milliseconds since the epoch; 0 when the runtime sent none.
+        let deadline =
+            (event.context.deadline > 0).then(|| chrono::DateTime::<chrono::Utc>::from(event.context.deadline()));
+        handler.handle_until(event.payload, deadline).await
+    }))
+    .await
 }

@@ -7,10 +7,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use rolewatch::alert::Alert;
 use rolewatch::state::{State, StateBase};
 use thiserror::Error;
 use tokio::io::AsyncRead;
+use tokio::time::Instant;
 
 use crate::triggers::ObjectRef;
 
@@ -70,8 +72,14 @@ pub enum LoadedState {
         state: Box<State>,
         version: StateVersion,
     },
-    /// Present but not a state we can read. `raw` is kept so it can be
-    /// copied aside before it is replaced.
+    /// Intact, but written by a newer release (a rollback): never replaced
+    /// or set aside, so the account fails until that release is back and
+    /// nothing it learned is lost. `reason` names the formats.
+    Newer {
+        reason: String,
+    },
+    /// Present but not a state we can read (damaged). `raw` is kept so it
+    /// can be copied aside before it is replaced.
     Corrupt {
         version: StateVersion,
         raw: Vec<u8>,
@@ -80,11 +88,10 @@ pub enum LoadedState {
 }
 
 impl LoadedState {
-    /// Reads stored state bytes. Bytes that are not this version's state,
-    /// unparseable or of another format version (a rollback after a newer
-    /// release wrote it), are [`LoadedState::Corrupt`]: copied aside to
-    /// quarantine and replaced, so the account keeps working instead of
-    /// failing every invocation, and nothing is lost.
+    /// Reads stored state bytes. Damaged bytes are [`LoadedState::Corrupt`]:
+    /// copied aside to quarantine and replaced, so the account keeps
+    /// working instead of failing every invocation. A newer release's
+    /// state is [`LoadedState::Newer`]: left alone.
     pub fn from_bytes(raw: Vec<u8>, version: StateVersion) -> LoadedState {
         LoadedState::read(raw, None, version)
     }
@@ -103,6 +110,7 @@ impl LoadedState {
         };
         match state {
             Ok(state) => LoadedState::Found { state: Box::new(state), version },
+            Err(err) if err.is_newer() => LoadedState::Newer { reason: err.to_string() },
             Err(err) => {
                 let raw = Arc::try_unwrap(raw).unwrap_or_else(|shared| shared.to_vec());
                 LoadedState::Corrupt { version, raw, reason: err.to_string() }
@@ -135,9 +143,16 @@ pub trait StateStore: Send + Sync {
     /// Waits for the account's lease, so invocations for one account take
     /// turns and two of them never publish the same burst from the same
     /// starting state. Conditional writes stay the safety net behind it.
-    /// The default takes no lease (stores with a single writer).
-    fn acquire_lease(&self, account: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = account;
+    /// Gives up (an error) by `give_up_at`, the invocation's deadline less
+    /// what releasing and reporting need, without leaving a request in
+    /// flight that could take the lease after all. The default takes no
+    /// lease (stores with a single writer).
+    fn acquire_lease(
+        &self,
+        account: &str,
+        give_up_at: Option<Instant>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (account, give_up_at);
         async { Ok(()) }
     }
 
@@ -167,6 +182,24 @@ pub struct StoreError {
 impl StoreError {
     pub fn new(operation: &'static str, location: impl Into<String>, source: impl Into<BoxError>) -> StoreError {
         StoreError { operation, location: location.into(), source: source.into() }
+    }
+}
+
+/// The time of day: what an alert raised by the function itself is stamped
+/// with, how far an invocation's deadline is, and how late an alert is
+/// published. Injected so tests pin it (waiting is measured on
+/// [`tokio::time::Instant`], which tests pause).
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::<Utc>::from(std::time::SystemTime::now())
     }
 }
 

@@ -1,9 +1,12 @@
 //! What an invocation reports: its summary, its errors and why each object
 //! failed, and the log lines that CloudWatch Logs Insights queries rely on.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+use rolewatch::alert::Alert;
 use rolewatch::cloudtrail::ReadError;
 use serde::Serialize;
 use thiserror::Error;
@@ -35,6 +38,33 @@ pub struct InvocationSummary {
     pub ignored_events: usize,
     /// Objects that failed (unreadable, not fetched, or their account failed).
     pub failed: usize,
+    /// The alerts published, by detector (for the metrics).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub alerts_by_detector: BTreeMap<String, DetectorAlerts>,
+}
+
+/// One detector's alerts in an invocation.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct DetectorAlerts {
+    pub alerts: usize,
+    /// The longest time from an alert's last event to its publication.
+    pub max_lag_seconds: i64,
+}
+
+impl InvocationSummary {
+    /// Counts alerts just published at `at`.
+    pub(crate) fn count_published(&mut self, alerts: &[Alert], at: DateTime<Utc>) {
+        self.alerts += alerts.len();
+        for alert in alerts {
+            let entry = self.alerts_by_detector.entry(alert.detector.clone()).or_default();
+            entry.alerts += 1;
+            // An alert's time that does not parse is its own problem, not a lag.
+            let lag = DateTime::parse_from_rfc3339(&alert.last_event_time)
+                .map(|event| (at - event.with_timezone(&Utc)).num_seconds().max(0))
+                .unwrap_or(0);
+            entry.max_lag_seconds = entry.max_lag_seconds.max(lag);
+        }
+    }
 }
 
 /// The invocation failed; Lambda will retry it (asynchronous invocations)
@@ -91,6 +121,12 @@ pub enum AccountError {
     Publish(#[source] SinkError),
     #[error("{0}")]
     State(#[source] StoreError),
+    /// A rollback: the state is a newer release's and is left untouched.
+    #[error("{location}: {reason}; deploy that release again (or a later one) to resume this account")]
+    NewerState { location: String, reason: String },
+    /// Stopped in time to release the lease and report: retried later.
+    #[error("the invocation's deadline came {during}; its objects are left for the retry")]
+    Deadline { during: &'static str },
     #[error("state kept changing under us ({attempts} conditional writes lost); giving up for this invocation")]
     Contention { attempts: u32 },
 }

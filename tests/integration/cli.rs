@@ -216,3 +216,20 @@ fn the_bundled_samples_show_every_detector() {
     assert_eq!(detectors, ["long_session", "repeated_failures", "unexpected_source_ip"], "{}", stdout(&out));
     assert!(summary(&out, "skipped") >= 1, "the sample digest is skipped");
 }
+
+#[test]
+fn a_state_file_of_a_newer_release_is_refused_and_kept_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let newer = br#"{"format":4,"watermark":1}"#.to_vec();
+    std::fs::write(&state, &newer).unwrap();
+    let out = rolewatch(&["replay", "--state", state.to_str().unwrap(), &data("cli/burst-and-long-session.json")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("newer rolewatch (format 4)") && err.contains("run the rolewatch release that wrote it"),
+        "{err}"
+    );
+    assert!(!err.contains("move the file aside"), "{err}");
+    assert_eq!(std::fs::read(&state).unwrap(), newer, "the file is kept as it was");
+}

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aws_semantics import (Request, decide, eb_matches, eb_wildcard, iam_wildcard,  # noqa: E402
                            pattern_leaves, statements_of, wildcard_problem)
-from cfn_eval import ParameterRefused, Stack, Unresolved, load, parameter_problem  # noqa: E402
+from cfn_eval import NO_VALUE, ParameterRefused, Stack, Unresolved, load, parameter_problem  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SECURITY = "222222222222"     # where the rolewatch stack runs (the stack's own account)
@@ -601,7 +601,7 @@ def layout_checks(c: Checks, raw: dict, owner_raw: dict | None, label: str, para
         timeout_ms = int(function_props(stack)["Timeout"]) * 1000
         want = {("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"), ("AWS/Lambda", "Duration"),
                 ("AWS/Lambda", "AsyncEventsDropped"), ("AWS/Lambda", "AsyncEventAge"), ("AWS/Lambda", "Invocations"),
-                ("AWS/SQS", "ApproximateNumberOfMessagesVisible")}
+                ("AWS/SQS", "ApproximateNumberOfMessagesVisible"), ("AWS/Events", "FailedInvocations")}
         if sqs:
             want.add(("AWS/SQS", "ApproximateAgeOfOldestMessage"))
         missing = want - set(found)
@@ -611,6 +611,20 @@ def layout_checks(c: Checks, raw: dict, owner_raw: dict | None, label: str, para
             sustained = int(p.get("DatapointsToAlarm", 1)) >= 2 or int(p["Period"]) * int(p["EvaluationPeriods"]) >= 900 and float(p["Threshold"]) >= 1
             if not sustained:
                 out.append("the errors alarm pages on a single transient error")
+        # EventBridge measures a rule on the default bus by RuleName, one on
+        # a custom bus by EventBusName and RuleName: the alarm must name
+        # exactly what the rule is measured by, or it never sees a datapoint.
+        rid, rule = the_rule(stack)
+        bus = rule["Properties"].get("EventBusName")
+        expected = {"RuleName": stack.physical_name(rid)}
+        if bus not in (None, NO_VALUE, "default"):
+            expected["EventBusName"] = bus
+        for p in found.get(("AWS/Events", "FailedInvocations"), []):
+            dims = {d["Name"]: d["Value"] for d in p["Dimensions"]}
+            if dims != expected:
+                out.append(f"the rule's FailedInvocations alarm watches {dims}, not {expected}")
+            if int(p.get("DatapointsToAlarm", 1)) < 2 or p.get("Statistic") != "Sum":
+                out.append("the rule's FailedInvocations alarm pages on a single transient failure")
         for p in found.get(("AWS/Lambda", "Duration"), []):
             if not (0.5 * timeout_ms <= float(p["Threshold"]) < timeout_ms) or p.get("Statistic") != "Maximum":
                 out.append(f"duration alarm at {p['Threshold']} ms is not 'near the {timeout_ms} ms timeout'")
@@ -627,6 +641,7 @@ def layout_checks(c: Checks, raw: dict, owner_raw: dict | None, label: str, para
         return problems(out)
 
     c.run(f"[{label}] alarms: errors (sustained), throttles, duration near timeout, async dropped and age,"
+          f" the rule's failed invocations (by its bus and name),"
           f" DLQ depth{', trigger queue age' if sqs else ''}; all to the operations topic", alarms)
 
     def logs_encrypted():
@@ -1184,6 +1199,11 @@ MUTATIONS = [
      _then(_set(("Resources", "FunctionErrorsAlarm", "Properties", "EvaluationPeriods"), 1),
            lambda t: t["Resources"]["FunctionErrorsAlarm"]["Properties"].pop("DatapointsToAlarm")), "alarms:"),
     ("no AsyncEventsDropped alarm", lambda t: t["Resources"].pop("AsyncEventsDroppedAlarm"), "alarms:"),
+    ("no alarm on the rule's FailedInvocations", lambda t: t["Resources"].pop("TrailRuleFailedInvocationsAlarm"), "alarms:"),
+    ("the rule's alarm by RuleName alone, also on the trail bus",
+     _set(("Resources", "TrailRuleFailedInvocationsAlarm", "Properties", "Dimensions"),
+          [{"Name": "RuleName", "Value": {"Fn::Select": [1, {"Fn::Split": ["/", {"Fn::GetAtt": ["TrailObjectCreatedRule", "Arn"]}]}]}}]),
+     "alarms:"),
     ("anyone publishes alerts", _drop_statement("AlertTopicPolicy", "OnlyTheFunctionPublishes"), "topics:"),
     ("anyone subscribes to alerts", _drop_statement("AlertTopicPolicy", "OnlyKnownSubscribers"), "topics:"),
     ("bus policy without the source condition",

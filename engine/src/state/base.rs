@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::format::{checked_lines, Sections, BASE_HEADER, BASE_HEADER_PRINCIPALS_ONLY};
-use super::StateError;
+use super::{State, StateError};
 use crate::storage::{BaseSpare, Lines, SharedBytes};
 
 /// Most of an account's principals, histories and inputs, saved apart from
@@ -35,10 +35,23 @@ impl StateBase {
         let raw = (*bytes).as_ref();
         let header_end = memchr::memchr(b'\n', raw).unwrap_or(raw.len());
         if raw[..header_end] != *BASE_HEADER && raw[..header_end] != *BASE_HEADER_PRINCIPALS_ONLY {
-            return Err(corrupt("not a rolewatch state base".to_owned()));
+            return Err(match newer_base_format(&raw[..header_end]) {
+                Some(found) => StateError::Newer { origin: "base".to_owned(), found: format!("base format {found}") },
+                None => corrupt("not a rolewatch state base".to_owned()),
+            });
         }
         let (lines, trailer) = checked_lines(raw, header_end).map_err(corrupt)?;
-        StateBase::over(bytes, lines, trailer.principals, trailer.xxh3).map_err(corrupt)
+        let base = StateBase::over(bytes, lines, trailer.principals, trailer.xxh3).map_err(corrupt)?;
+        let known = State::default();
+        let known = known.sections();
+        if let Some((name, _)) = base.sections.iter().find(|(name, _)| !known.iter().any(|(k, _)| k == name)) {
+            // A state over it would load without the section and drop it at its next new base.
+            return Err(StateError::Newer {
+                origin: "base".to_owned(),
+                found: format!("section #{name}, unknown to this release"),
+            });
+        }
+        Ok(base)
     }
 
     /// A base over `lines` of checked `bytes`.
@@ -91,4 +104,12 @@ pub struct SavedState {
 /// A base's section: its name and lines.
 pub(super) fn base_section(bytes: &SharedBytes, name: String, range: std::ops::Range<usize>) -> (String, Lines) {
     (name, Lines::new(Arc::clone(bytes), range))
+}
+
+/// The format of a base header `{"rolewatch_state_base":N}` above this
+/// release's.
+fn newer_base_format(header: &[u8]) -> Option<u64> {
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    let found = header.get("rolewatch_state_base")?.as_u64()?;
+    (found > u64::from(super::STATE_FORMAT)).then_some(found)
 }

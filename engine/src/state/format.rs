@@ -188,13 +188,14 @@ impl State {
     pub(super) fn parse(bytes: Arc<Vec<u8>>, base: Option<&StateBase>, origin: &str) -> Result<State, StateError> {
         let corrupt = |reason: String| StateError::Corrupt { origin: origin.to_owned(), reason };
         let header_end = memchr::memchr(b'\n', &bytes).unwrap_or(bytes.len());
+        let newer = |found: String| StateError::Newer { origin: origin.to_owned(), found };
         let mut state: State = match serde_json::from_slice(&bytes[..header_end]) {
             Ok(state) => state,
             // Format 1 is one JSON document, perhaps pretty-printed by hand.
-            Err(e) => serde_json::from_slice(&bytes)
-                .ok()
-                .filter(|s: &State| s.format == FORMAT_ONE_DOCUMENT)
-                .ok_or_else(|| corrupt(e.to_string()))?,
+            Err(e) => match serde_json::from_slice(&bytes).ok().filter(|s: &State| s.format == FORMAT_ONE_DOCUMENT) {
+                Some(state) => state,
+                None => return Err(unknown_header(&bytes, header_end, e).map_or_else(corrupt, newer)),
+            },
         };
         match state.format {
             STATE_FORMAT | FORMAT_TWO_HISTORIES_IN_HEADER => {}
@@ -205,7 +206,8 @@ impl State {
                 state.format = STATE_FORMAT;
                 return Ok(state);
             }
-            found => return Err(StateError::Format { origin: origin.to_owned(), found }),
+            found if found > STATE_FORMAT => return Err(newer(format!("format {found}"))),
+            found => return Err(corrupt(format!("format {found} was never written by rolewatch"))),
         }
         if !state.unexpected_source_ip.principals.is_empty() {
             return Err(corrupt("principals belong on lines of their own, not in the first line".to_owned()));
@@ -215,6 +217,15 @@ impl State {
             || !state.inputs.is_empty();
         if state.format == STATE_FORMAT && histories_in_header {
             return Err(corrupt("histories belong on lines of their own, not in the first line".to_owned()));
+        }
+        if state.format == STATE_FORMAT {
+            if let Some(key) = unknown_key(&bytes[..header_end], &state) {
+                // Only a newer release writes a field this one does not: it
+                // would be dropped at the next save. Refused as newer once the
+                // checksum shows a release wrote it, else as damage.
+                checked_lines(&bytes, header_end).map_err(corrupt)?;
+                return Err(newer(format!("format {STATE_FORMAT} with field {key}, unknown to this release")));
+            }
         }
         let (lines, trailer) = checked_lines(&bytes, header_end).map_err(corrupt)?;
         let sections = Sections::find(&bytes, lines).map_err(corrupt)?;
@@ -237,7 +248,9 @@ impl State {
         let mut changes: BTreeMap<String, Lines> = BTreeMap::new();
         for (name, lines) in sections.named {
             if !state.sections().iter().any(|(known, _)| *known == name) {
-                return Err(corrupt(format!("unknown section #{name}")));
+                // Under a checksum that holds: a newer release's section,
+                // which a save by this one would drop.
+                return Err(newer(format!("format {STATE_FORMAT} with section #{name}, unknown to this release")));
             }
             changes.insert(name, lines.into_lines(&shared));
         }
@@ -348,6 +361,43 @@ impl State {
         let _ = serde_json::to_writer(&mut *out, &Header { state: self, base, entries: EntryCounts(self) });
         out.push(b'\n');
     }
+}
+
+/// Why a first line that does not read as this release's state is not
+/// ours to replace: `Ok(what)` when it is a newer release's (a format
+/// above ours, or a field this release does not know in a state whose
+/// checksum holds), `Err(reason)` when it is simply corrupt.
+fn unknown_header(bytes: &[u8], header_end: usize, error: serde_json::Error) -> Result<String, String> {
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[..header_end]).map_err(|_| error.to_string())?;
+    let format = header.get("format").and_then(serde_json::Value::as_u64);
+    match format {
+        Some(found) if found > u64::from(STATE_FORMAT) => Ok(format!("format {found}")),
+        Some(found) if found >= u64::from(FORMAT_TWO_HISTORIES_IN_HEADER) => match checked_lines(bytes, header_end) {
+            Ok(_) => Ok(format!("format {found} with {error}")),
+            Err(_) => Err(error.to_string()),
+        },
+        _ => Err(error.to_string()),
+    }
+}
+
+/// A key of the first line, as `a.b`, that this release would not write
+/// back: `serde` reads past unknown fields inside the detectors' parts.
+fn unknown_key(header: &[u8], state: &State) -> Option<String> {
+    fn missing(read: &serde_json::Value, kept: &serde_json::Value, path: &str) -> Option<String> {
+        let (serde_json::Value::Object(read), serde_json::Value::Object(kept)) = (read, kept) else { return None };
+        read.iter().find_map(|(key, value)| {
+            let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            match kept.get(key) {
+                Some(again) => missing(value, again, &at),
+                // Written in the first line by the header itself, not by the state.
+                None if path.is_empty() && matches!(key.as_str(), "base" | "entries") => None,
+                None => Some(at),
+            }
+        })
+    }
+    let read: serde_json::Value = serde_json::from_slice(header).ok()?;
+    missing(&read, &serde_json::to_value(state).ok()?, "")
 }
 
 /// Loads section `name` of a state: its lines in `changes` over the base's,

@@ -114,8 +114,19 @@ pub enum StateError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("state {origin} is not valid rolewatch state: {reason}")]
     Corrupt { origin: String, reason: String },
-    #[error("state {origin} has format {found}, this rolewatch reads formats 1 to {STATE_FORMAT}")]
-    Format { origin: String, found: u32 },
+    /// Written by a newer rolewatch: a format, a section or a field this
+    /// release does not know, under a checksum that holds. Never to be
+    /// replaced or set aside: a rollback must not wipe what the newer
+    /// release learned (see docs/state-format.md).
+    #[error("state {origin} was written by a newer rolewatch ({found}); this release reads state formats 1 to {STATE_FORMAT} and leaves it as it is")]
+    Newer { origin: String, found: String },
+}
+
+impl StateError {
+    /// The state is intact but newer than this release: fail, never reset.
+    pub fn is_newer(&self) -> bool {
+        matches!(self, StateError::Newer { .. })
+    }
 }
 
 impl State {

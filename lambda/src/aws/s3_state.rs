@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -63,6 +63,14 @@ pub struct S3StateStore {
     /// The memory of the last base dropped, for the next base this process
     /// reads or writes (see `rolewatch::storage::BaseSpare`).
     spare: BaseSpare,
+}
+
+/// Why the base a state names cannot be used.
+enum BaseProblem {
+    /// Missing, damaged or not the one named: the state counts as corrupt.
+    Unreadable(String),
+    /// Written by a newer release: the state is left alone.
+    Newer(String),
 }
 
 /// A base's bytes as a request body without copying them: a base can be
@@ -146,8 +154,8 @@ impl S3StateStore {
     }
 
     /// The base named `digest`: from memory, else from S3. `Ok(Err(why))`
-    /// when it is missing or damaged.
-    async fn base(&self, account: &str, digest: &str) -> Result<Result<StateBase, String>, StoreError> {
+    /// when it is missing, damaged or a newer release's.
+    async fn base(&self, account: &str, digest: &str) -> Result<Result<StateBase, BaseProblem>, StoreError> {
         let key = self.base_key(account, digest);
         if let Some(base) = self.bases.lock().ok().and_then(|mut cache| cache.get(&key)) {
             return Ok(Ok(base));
@@ -155,7 +163,7 @@ impl S3StateStore {
         let output = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
             Ok(output) => output,
             Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
-                return Ok(Err(format!("its base s3://{}/{key} is missing", self.bucket)));
+                return Ok(Err(BaseProblem::Unreadable(format!("its base s3://{}/{key} is missing", self.bucket))));
             }
             Err(err) => return Err(self.error("load", &key, err)),
         };
@@ -167,8 +175,15 @@ impl S3StateStore {
                 }
                 Ok(Ok(base))
             }
-            Ok(base) => Ok(Err(format!("its base s3://{}/{key} holds base {}", self.bucket, base.digest()))),
-            Err(err) => Ok(Err(format!("its base s3://{}/{key}: {err}", self.bucket))),
+            Ok(base) => Ok(Err(BaseProblem::Unreadable(format!(
+                "its base s3://{}/{key} holds base {}",
+                self.bucket,
+                base.digest()
+            )))),
+            Err(err) if err.is_newer() => {
+                Ok(Err(BaseProblem::Newer(format!("its base s3://{}/{key}: {err}", self.bucket))))
+            }
+            Err(err) => Ok(Err(BaseProblem::Unreadable(format!("its base s3://{}/{key}: {err}", self.bucket)))),
         }
     }
 
@@ -290,14 +305,18 @@ impl StateStore for S3StateStore {
                     self.remember_base(account, named);
                     return Ok(loaded);
                 }
+                Err(BaseProblem::Newer(reason)) => {
+                    self.remember_base(account, None);
+                    return Ok(LoadedState::Newer { reason });
+                }
                 // A concurrent save may have replaced both since: read again,
                 // unless the state object is the one already read.
-                Err(why) if read_before.as_ref() != Some(&version) => {
+                Err(BaseProblem::Unreadable(why)) if read_before.as_ref() != Some(&version) => {
                     tracing::warn!(account, state = %self.location(account), reason = %why,
                         "the state's base is unavailable; reading the state again");
                     read_before = Some(version);
                 }
-                Err(why) => {
+                Err(BaseProblem::Unreadable(why)) => {
                     self.remember_base(account, None);
                     return Ok(LoadedState::Corrupt { version, raw, reason: why });
                 }
@@ -367,24 +386,30 @@ impl StateStore for S3StateStore {
         Ok(SaveOutcome::Saved(version))
     }
 
-    async fn acquire_lease(&self, account: &str) -> Result<(), StoreError> {
+    async fn acquire_lease(&self, account: &str, give_up_at: Option<tokio::time::Instant>) -> Result<(), StoreError> {
         let key = self.lease_key(account);
-        let started = Instant::now();
+        let waited_enough = tokio::time::Instant::now() + self.lease_wait;
+        // Whichever comes first: this store's patience or the invocation's deadline.
+        let give_up_at = give_up_at.map_or(waited_enough, |deadline| deadline.min(waited_enough));
         let mut attempt: u64 = 0;
         while !self.try_lease(&key).await? {
-            if started.elapsed() > self.lease_wait {
-                return Err(self.error(
-                    "lease",
-                    &key,
-                    "another invocation has held this account's lease for too long; Lambda will retry".to_owned(),
-                ));
+            let now = tokio::time::Instant::now();
+            if now >= give_up_at {
+                let why = if give_up_at < waited_enough {
+                    "the invocation's deadline came while another invocation held this account's lease; Lambda will retry"
+                } else {
+                    "another invocation has held this account's lease for too long; Lambda will retry"
+                };
+                return Err(self.error("lease", &key, why.to_owned()));
             }
             attempt += 1;
-            // 25 ms growing to 800 ms, spread so waiters do not move in step.
+            // 25 ms growing to 800 ms, spread so waiters do not move in step;
+            // never past the moment to give up, so no try runs late.
             let base = 25u64 << attempt.min(5);
             let spread =
                 u64::from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_nanos());
-            tokio::time::sleep(Duration::from_millis(base + spread % base)).await;
+            let pause = Duration::from_millis(base + spread % base).min(give_up_at - now);
+            tokio::time::sleep(pause).await;
         }
         Ok(())
     }

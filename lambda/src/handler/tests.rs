@@ -126,6 +126,13 @@ struct Memory {
     conflicts: Mutex<u32>,
     conflict_pause: Duration,
     saves: Mutex<u32>,
+    quarantined: Mutex<u32>,
+    /// Accounts whose lease another invocation holds, until when.
+    held: HashMap<String, tokio::time::Instant>,
+    /// Ignores when to give up on a lease, waiting on regardless.
+    stubborn: bool,
+    /// "acquire <account>" and "release <account>", in order, and when.
+    leases: Mutex<Vec<(String, tokio::time::Instant)>>,
 }
 
 impl Memory {
@@ -176,7 +183,28 @@ impl StateStore for Memory {
         Ok(SaveOutcome::Saved(StateVersion(next.to_string())))
     }
 
+    async fn acquire_lease(&self, account: &str, give_up_at: Option<tokio::time::Instant>) -> Result<(), StoreError> {
+        loop {
+            let now = tokio::time::Instant::now();
+            if self.held.get(account).is_none_or(|until| now >= *until) {
+                self.leases.lock().map_err(|_| poisoned())?.push((format!("acquire {account}"), now));
+                return Ok(());
+            }
+            if !self.stubborn && give_up_at.is_some_and(|at| now >= at) {
+                return Err(StoreError::new("lease", account, "held by another invocation"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn release_lease(&self, account: &str) -> Result<(), StoreError> {
+        let now = tokio::time::Instant::now();
+        self.leases.lock().map_err(|_| poisoned())?.push((format!("release {account}"), now));
+        Ok(())
+    }
+
     async fn quarantine(&self, account: &str, _: &[u8]) -> Result<String, StoreError> {
+        *self.quarantined.lock().map_err(|_| poisoned())? += 1;
         Ok(format!("memory://quarantine/{account}"))
     }
 
@@ -281,25 +309,55 @@ async fn a_vanished_object_is_reported_unreadable() {
     assert_eq!(published(&h), ["unreadable_input"]);
 }
 
+/// State bytes sealed with a valid checksum, as a newer release writes them.
+fn sealed_state(text: &str) -> Vec<u8> {
+    let mut bytes = text.as_bytes().to_vec();
+    let digest = format!("{:016x}", twox_hash::XxHash3_64::oneshot_with_seed(0, &bytes));
+    bytes.extend_from_slice(format!("{{\"principals\":0,\"xxh3\":\"{digest}\"}}\n").as_bytes());
+    bytes
+}
+
 #[tokio::test]
-async fn a_state_of_another_format_is_set_aside_not_a_crash_loop() {
+async fn after_a_rollback_a_newer_state_fails_the_invocation_and_is_left_untouched() {
     let k = key("20261005T1005Z_a");
-    let objects = Objects { objects: HashMap::from([(k.clone(), burst_log("e"))]), ..Objects::default() };
+    let newer = [
+        (sealed_state("{\"format\":4,\"watermark\":1}\n"), "format 4"),
+        // A section a newer release added without a new format (a new detector's history).
+        (sealed_state("{\"format\":3}\n#role_enumeration\n\"arn:aws:iam::1:user/a\"\t9\t[]\n"), "#role_enumeration"),
+    ];
+    for (bytes, found) in newer {
+        let objects = Objects::with(&[(&k, burst_log("e"))]);
+        let repo = Memory::default();
+        if let Ok(mut stored) = repo.stored.lock() {
+            *stored = Some((bytes.clone(), 7));
+        }
+        let h = handler(objects, repo, Sink::default());
+        let err = h.handle(event(&[&k])).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(&format!("memory://{ACCOUNT}")) && err.contains(found), "{err}");
+        assert!(err.contains(&format!("formats 1 to {}", rolewatch::state::STATE_FORMAT)), "{err}");
+        assert_eq!(h.store.stored.lock().ok().and_then(|s| s.clone()), Some((bytes, 7)), "never overwritten");
+        assert_eq!(h.store.quarantined.lock().map(|q| *q).ok(), Some(0), "never moved aside");
+        assert!(published(&h).is_empty(), "no state_reset alert, no detection from empty state");
+    }
+}
+
+#[tokio::test]
+async fn after_a_rollback_an_sqs_message_for_an_account_with_newer_state_is_reported_failed() {
+    let (mine, other) = (key("20261005T1005Z_a"), format!("AWSLogs/{ACCOUNT}/Config/us-east-1/2026/10/5/x.json.gz"));
+    let objects = Objects::with(&[(&mine, burst_log("e"))]);
     let repo = Memory::default();
     if let Ok(mut stored) = repo.stored.lock() {
-        *stored = Some((br#"{"format": 99}"#.to_vec(), 1));
+        *stored = Some((sealed_state("{\"format\":4}\n"), 1));
     }
     let h = handler(objects, repo, Sink::default());
-    assert!(h.handle(event(&[&k])).await.is_ok(), "the account keeps working");
-    let mut got = published(&h);
-    got.sort();
-    assert_eq!(got, ["repeated_failures", "state_reset"]);
-    let kept_aside = h
-        .sink
-        .published
-        .lock()
-        .map(|p| p.iter().any(|a| a.detector == "state_reset" && a.details.get("quarantined_to").is_some()));
-    assert_eq!(kept_aside.ok(), Some(true), "the other version's state is kept aside and reported");
+    let body = |k: &str| event(&[k]).to_string();
+    let batch = json!({"Records": [
+        {"messageId": "m1", "eventSource": "aws:sqs", "body": body(&mine)},
+        {"messageId": "m2", "eventSource": "aws:sqs", "body": body(&other)},
+    ]});
+    let response = h.handle(batch).await.map_err(|e| e.to_string());
+    let failed = response.map(|r| r["batchItemFailures"].clone());
+    assert_eq!(failed, Ok(json!([{"itemIdentifier": "m1"}])), "retried, then dead-lettered: not dropped");
 }
 
 #[tokio::test]
@@ -374,7 +432,10 @@ async fn a_burst_across_chunk_boundaries_raises_the_same_alert_as_the_whole_obje
         (0..5u32).flat_map(|i| [granted(&format!("g{i}"), i * 5), denied(&format!("d{i}"), i * 5 + 1)]).collect();
     let run = |chunk_events: usize| {
         let objects = Objects::with(&[(&k, log(&records))]);
-        handler(objects, Memory::default(), Sink::default()).with_chunk_events(chunk_events)
+        // One clock for both runs: the summaries carry the alerts' lag.
+        handler(objects, Memory::default(), Sink::default())
+            .with_chunk_events(chunk_events)
+            .with_clock(Arc::new(FixedClock))
     };
     let (whole, chunked) = (run(CHUNK_EVENTS), run(3));
     let whole_summary = whole.handle(event(&[&k])).await.map_err(|e| e.to_string());
@@ -454,4 +515,207 @@ async fn an_unreadable_object_pages_once_when_a_conflict_makes_the_attempts_a_se
     let h = handler(Objects::with(&[(&k, bytes)]), repo, Sink::default());
     assert!(h.handle(event(&[&k])).await.is_err());
     assert_eq!(published(&h), ["unreadable_input"]);
+}
+
+/// A clock that stands still at 2026-10-05T10:30:00Z.
+struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::<Utc>::from(std::time::UNIX_EPOCH + Duration::from_secs(1_791_196_200))
+    }
+}
+
+fn key_in(account: &str, name: &str) -> String {
+    format!("AWSLogs/{account}/CloudTrail/us-east-1/2026/10/05/{account}_CloudTrail_us-east-1_{name}.json")
+}
+
+fn sqs(keys: &[&str]) -> Value {
+    let records: Vec<Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| json!({"messageId": format!("m{}", i + 1), "eventSource": "aws:sqs", "body": event(&[k]).to_string()}))
+        .collect();
+    json!({ "Records": records })
+}
+
+fn lease_log(repo: &Memory) -> Vec<String> {
+    repo.leases.lock().map(|l| l.iter().map(|(what, _)| what.clone()).collect()).unwrap_or_default()
+}
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The deadline `DEADLINE` after the fixed clock's time, and the moment of
+/// paused time it stands for.
+fn deadline() -> (Option<DateTime<Utc>>, tokio::time::Instant) {
+    (
+        Some(FixedClock.now() + chrono::Duration::seconds(DEADLINE.as_secs() as i64)),
+        tokio::time::Instant::now() + DEADLINE,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_during_a_lease_wait_stops_in_time_and_reports_the_accounts_left_failed() {
+    let (a, b, c) = ("111122223333", "222233334444", "333344445555");
+    let keys = [key_in(a, "20261005T1005Z_a"), key_in(b, "20261005T1005Z_b"), key_in(c, "20261005T1005Z_c")];
+    let objects = Objects::with(&[(&keys[0], burst_log("a")), (&keys[1], burst_log("b")), (&keys[2], burst_log("c"))]);
+    // Another invocation holds b's lease for ten minutes, past this one's deadline.
+    let repo = Memory {
+        held: HashMap::from([(b.to_owned(), tokio::time::Instant::now() + Duration::from_secs(600))]),
+        ..Memory::default()
+    };
+    let h = handler(objects, repo, Sink::default()).with_clock(Arc::new(FixedClock));
+    let (deadline, killed_at) = deadline();
+    let response = h.handle_until(sqs(&[&keys[0], &keys[1], &keys[2]]), deadline).await.map_err(|e| e.to_string());
+    let failed = response.map(|r| r["batchItemFailures"].clone());
+    assert_eq!(failed, Ok(json!([{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}])), "b and c are retried");
+    assert_eq!(published(&h), ["repeated_failures"], "a was brought up to date");
+    assert_eq!(lease_log(&h.store), [format!("acquire {a}"), format!("release {a}")]);
+    let finished = tokio::time::Instant::now();
+    assert!(finished + DEADLINE_RESERVE <= killed_at + Duration::from_millis(200), "stopped with the reserve left");
+    assert!(finished + DEADLINE_RESERVE + Duration::from_secs(1) >= killed_at, "and not long before it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_wait_that_ignores_the_deadline_is_cut_off_before_lambda_would_kill_it() {
+    let k = key("20261005T1005Z_a");
+    let repo = Memory {
+        held: HashMap::from([(ACCOUNT.to_owned(), tokio::time::Instant::now() + Duration::from_secs(600))]),
+        stubborn: true,
+        ..Memory::default()
+    };
+    let h = handler(Objects::with(&[(&k, burst_log("e"))]), repo, Sink::default()).with_clock(Arc::new(FixedClock));
+    let (deadline, killed_at) = deadline();
+    let err = h.handle_until(event(&[&k]), deadline).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains(&format!("s3://trail/{k}")) && err.contains("deadline came while waiting"), "{err}");
+    assert!(tokio::time::Instant::now() < killed_at, "answered before the deadline");
+    assert!(lease_log(&h.store).is_empty(), "no lease taken, none to release");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_during_save_retries_releases_the_lease_and_fails_the_invocation() {
+    let k = key("20261005T1005Z_a");
+    // Every save loses, each after six seconds: ten of them outlast the deadline.
+    let repo = Memory { conflicts: Mutex::new(u32::MAX), conflict_pause: Duration::from_secs(6), ..Memory::default() };
+    let h = handler(Objects::with(&[(&k, burst_log("e"))]), repo, Sink::default()).with_clock(Arc::new(FixedClock));
+    let (deadline, killed_at) = deadline();
+    let err = h.handle_until(event(&[&k]), deadline).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains(&format!("s3://trail/{k}")) && err.contains(ACCOUNT) && err.contains("deadline came"),
+        "{err}"
+    );
+    assert!(!err.contains("conditional writes lost"), "the deadline, not the attempt limit, ended it: {err}");
+    assert_eq!(lease_log(&h.store), [format!("acquire {ACCOUNT}"), format!("release {ACCOUNT}")]);
+    let released = h.store.leases.lock().ok().and_then(|l| l.last().map(|(_, at)| *at));
+    assert!(released.is_some_and(|at| at + DEADLINE_RESERVE <= killed_at), "released with the reserve left");
+    assert_eq!(published(&h), ["repeated_failures"], "what was published stays published (same dedup_key on retry)");
+    assert!(h.store.stored.lock().map(|s| s.is_none()).unwrap_or(false), "nothing saved");
+}
+
+/// Checks one EMF document against the specification: `_aws` holds a
+/// millisecond `Timestamp` and metric directives; every dimension named is
+/// a string member of the root and every metric a number member. Returns
+/// the document's dimension values and metrics (name, unit, value).
+/// An EMF document read back: its dimensions (name, value) and metrics (name, unit, value).
+type EmfDocument = (Vec<(String, String)>, Vec<(String, String, f64)>);
+/// A metric's unit and value.
+type Measured = Option<(String, f64)>;
+
+fn emf_document(line: &str) -> EmfDocument {
+    assert!(!line.contains('\n'), "one document a line: {line}");
+    let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(doc["_aws"]["Timestamp"], json!(1_791_196_200_000i64), "the clock's time in ms: {line}");
+    let directives = doc["_aws"]["CloudWatchMetrics"].as_array().cloned().unwrap_or_default();
+    assert_eq!(directives.len(), 1, "{line}");
+    let directive = &directives[0];
+    assert_eq!(directive["Namespace"], "rolewatch");
+    let mut dimensions = Vec::new();
+    for set in directive["Dimensions"].as_array().into_iter().flatten() {
+        for name in set.as_array().into_iter().flatten().filter_map(Value::as_str) {
+            let value = doc[name].as_str().unwrap_or_else(|| panic!("dimension {name} is no string member: {line}"));
+            dimensions.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    let metrics = directive["Metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let name = m["Name"].as_str().unwrap_or_default().to_owned();
+            let value = doc[&name].as_f64().unwrap_or_else(|| panic!("metric {name} has no number: {line}"));
+            (name, m["Unit"].as_str().unwrap_or_default().to_owned(), value)
+        })
+        .collect();
+    (dimensions, metrics)
+}
+
+#[tokio::test]
+async fn an_invocation_writes_its_metrics_as_emf_documents() {
+    let (burst, cut) = (key("20261005T1005Z_a"), key("20261005T1010Z_cut"));
+    let mut truncated = burst_log("x");
+    truncated.truncate(30);
+    let objects = Objects::with(&[(&burst, burst_log("e")), (&cut, truncated)]);
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let out = Arc::clone(&lines);
+    let h = handler(objects, Memory::default(), Sink::default())
+        .with_clock(Arc::new(FixedClock))
+        .with_metrics_out(Arc::new(move |line: &str| out.lock().map(|mut l| l.push(line.to_owned())).unwrap_or(())));
+    let digest = format!("AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-east-1/2026/10/05/{ACCOUNT}_CloudTrail-Digest_us-east-1_t_us-east-1_20261005T1030Z.json.gz");
+    let config = format!("AWSLogs/{ACCOUNT}/Config/us-east-1/2026/10/5/ConfigSnapshot/{ACCOUNT}_Config_us-east-1_ConfigSnapshot_20261005T103000Z_x.json.gz");
+    let flow = format!("AWSLogs/{ACCOUNT}/vpcflowlogs/us-east-1/2026/10/05/{ACCOUNT}_vpcflowlogs_us-east-1_fl-1_20261005T1030Z_h.log.gz");
+    assert!(h.handle(event(&[&burst, &cut, &digest, &config, &flow])).await.is_err(), "the cut object fails");
+
+    let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    let docs: Vec<_> = lines.iter().map(|l| emf_document(l)).collect();
+    let metric = |doc: &EmfDocument, name: &str| -> Measured {
+        doc.1.iter().find(|(n, _, _)| n == name).map(|(_, unit, v)| (unit.clone(), *v))
+    };
+    let count = |v: f64| Some(("Count".to_owned(), v));
+    // Totals first, with no dimension.
+    let totals = &docs[0];
+    assert!(totals.0.is_empty(), "{:?}", totals.0);
+    assert_eq!(metric(totals, "FilesRead"), count(1.0), "the burst; the cut object was not read whole");
+    assert_eq!(metric(totals, "Records"), count(5.0));
+    assert_eq!(metric(totals, "RoleAssumptions"), count(5.0));
+    assert_eq!(metric(totals, "Alerts"), count(2.0));
+    assert_eq!(metric(totals, "SkippedObjects"), count(3.0));
+    assert_eq!(metric(totals, "FailedObjects"), count(1.0));
+    // The burst's last event was at 10:00:20, published at the clock's 10:30:00.
+    assert_eq!(metric(totals, "AlertLagSeconds"), Some(("Seconds".to_owned(), 1_780.0)));
+    // Then one document per detector that alerted, and per skip reason.
+    let by = |dimension: &str| -> Vec<(String, Measured, Measured)> {
+        docs.iter()
+            .filter(|d| d.0.iter().any(|(n, _)| n == dimension))
+            .map(|d| {
+                let name = d.0[0].1.clone();
+                let first = if dimension == "reason" { "SkippedObjects" } else { "Alerts" };
+                (name, metric(d, first), metric(d, "AlertLagSeconds"))
+            })
+            .collect()
+    };
+    let seconds = |v: f64| Some(("Seconds".to_owned(), v));
+    assert_eq!(
+        by("detector"),
+        [
+            ("repeated_failures".to_owned(), count(1.0), seconds(1_780.0)),
+            ("unreadable_input".to_owned(), count(1.0), seconds(0.0))
+        ]
+    );
+    assert_eq!(
+        by("reason"),
+        [("cloudtrail_digest".to_owned(), count(1.0), None), ("not_a_cloudtrail_log".to_owned(), count(2.0), None)]
+    );
+    assert_eq!(docs.len(), 5, "{lines:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_that_has_passed_before_the_start_is_no_time_of_day_and_is_ignored() {
+    // `cargo lambda watch` sends its timeout (600000 ms) where Lambda sends the epoch time.
+    let k = key("20261005T1005Z_a");
+    let h = handler(Objects::with(&[(&k, burst_log("e"))]), Memory::default(), Sink::default())
+        .with_clock(Arc::new(FixedClock));
+    let not_a_time = DateTime::<Utc>::from(std::time::UNIX_EPOCH + Duration::from_millis(600_000));
+    let summary = h.handle_until(event(&[&k]), Some(not_a_time)).await.map_err(|e| e.to_string());
+    assert_eq!(summary.map(|s| s["processed"].clone()), Ok(json!(1)));
+    assert_eq!(published(&h), ["repeated_failures"]);
 }

@@ -64,11 +64,11 @@ impl StateStore for ContendedState {
         saved
     }
 
-    async fn acquire_lease(&self, account: &str) -> Result<(), StoreError> {
+    async fn acquire_lease(&self, account: &str, give_up_at: Option<tokio::time::Instant>) -> Result<(), StoreError> {
         match &self.leasing {
             Some(one_at_a_time) => {
                 let _taking = one_at_a_time.lock().await;
-                self.inner.acquire_lease(account).await
+                self.inner.acquire_lease(account, give_up_at).await
             }
             None => Ok(()),
         }

@@ -15,6 +15,7 @@ mod faults;
 mod harness;
 mod load;
 mod oracle;
+mod rollback;
 mod runtime;
 mod samples;
 mod state_parts;
