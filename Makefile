@@ -61,7 +61,7 @@ clippy:
 cargo-test: tools
 	mkdir -p $(LOGS)
 	rm -f $(LOGS)/figures.txt
-	cargo test --workspace --features rolewatch-lambda/e2e 2>&1 | tee $(LOGS)/cargo-test.log
+	cargo test --workspace --features rolewatch-lambda/e2e,rolewatch-cli/e2e 2>&1 | tee $(LOGS)/cargo-test.log
 	if [[ -f $(LOGS)/figures.txt ]]; then echo "--- figures ---"; cat $(LOGS)/figures.txt; fi
 
 lint-template: tools

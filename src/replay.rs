@@ -1,71 +1,38 @@
-//! `rolewatch replay`: the engine over files on disk. Folders are walked
-//! in lexicographic path order (CloudTrail names sort by time); a file that
-//! cannot be read is reported and counted, and the others go on.
+//! `rolewatch replay`: the engine over inputs in their planned order. An
+//! input that cannot be read is reported and counted, and the others go on.
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::io::{self, Cursor, Read};
+use std::path::Path;
+use std::time::Instant;
 
 use rolewatch::alert::Alert;
-use rolewatch::cloudtrail::{classify_key, InputKind, InputLimits, ReadError, RecordError, ScanBuffer};
+use rolewatch::cloudtrail::{InputLimits, ReadError, RecordError, ScanBuffer};
 use rolewatch::engine::Engine;
 use rolewatch::ingest::{ingest, IngestOutcome, CHUNK_EVENTS};
 
-/// Bad records printed per file before the rest are only counted.
+use crate::input::forms::{self, Form, JsonLinesAsLog, UnknownForm};
+use crate::input::{Fetched, SkipReason};
+use crate::summary::ReplaySummary;
+
+/// Bad records printed per input before the rest are only counted.
 const MAX_RECORD_PROBLEMS_SHOWN: usize = 10;
-
-/// What a replay did, for the closing line on stderr.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct ReplaySummary {
-    pub files: u64,
-    pub records: u64,
-    pub role_assumptions: u64,
-    pub alerts: u64,
-    /// Digests and non-log files passed over, and inputs already processed.
-    pub skipped: u64,
-    pub already_processed: u64,
-    /// Inputs that could not be read to their end.
-    pub failed: u64,
-    pub bad_records: u64,
-    pub roaming_principals: usize,
-    pub bytes: u64,
-    pub elapsed: Duration,
-}
-
-impl ReplaySummary {
-    pub fn line(&self) -> String {
-        let seconds = self.elapsed.as_secs_f64().max(1e-9);
-        let mb = self.bytes as f64 / 1e6;
-        format!(
-            "files: {}, records: {}, role assumptions: {}, alerts: {}, skipped: {} ({} already processed), failed: {}, bad records: {}, \
-             roaming principals: {}, throughput: {:.1} MB/s ({:.1} MB in {:.3} s, {:.0} records/s)",
-            self.files,
-            self.records,
-            self.role_assumptions,
-            self.alerts,
-            self.skipped,
-            self.already_processed,
-            self.failed,
-            self.bad_records,
-            self.roaming_principals,
-            mb / seconds,
-            mb,
-            seconds,
-            self.records as f64 / seconds,
-        )
-    }
-}
 
 /// Something to tell the person running the replay, on stderr.
 #[derive(Debug, thiserror::Error)]
 pub enum Problem {
-    #[error("{path}: {error}")]
-    Input { path: PathBuf, error: InputError },
-    #[error("{path}: {error}")]
-    Record { path: PathBuf, error: RecordError },
-    #[error("{path}: {more} more bad records not shown")]
-    MoreRecords { path: PathBuf, more: u64 },
+    #[error("{name}: {error}")]
+    Input { name: String, error: InputError },
+    #[error("{name}: {error}")]
+    Record { name: String, error: RecordError },
+    #[error("{name}: {more} more bad records not shown")]
+    MoreRecords { name: String, more: u64 },
+}
+
+impl Problem {
+    pub fn input(path: &Path, error: InputError) -> Problem {
+        Problem::Input { name: path.display().to_string(), error }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,140 +45,194 @@ pub enum InputError {
     Source(io::Error),
     #[error("no such file or folder")]
     Missing,
+    #[error(transparent)]
+    Form(UnknownForm),
+    /// S3 listing or fetching, with the SDK's explanation.
+    #[error("{0}")]
+    Remote(String),
 }
 
-/// Finds the log files under `paths`, in order: folders recursively in
-/// lexicographic order, explicit files as given. Returns the files, the
-/// count of skipped entries, and the paths that could not be listed.
-pub fn collect_inputs(paths: &[PathBuf]) -> (Vec<PathBuf>, u64, Vec<Problem>) {
-    let mut files = Vec::new();
-    let mut skipped = 0;
-    let mut problems = Vec::new();
-    for path in paths {
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => walk(path, &mut files, &mut skipped, &mut problems),
-            // Named files follow the same rule as walked ones: digests and
-            // non-log names are skipped and counted.
-            Ok(_) if classify_key(&path.to_string_lossy()) == InputKind::LogFile => files.push(path.clone()),
-            Ok(_) => skipped += 1,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                problems.push(Problem::Input { path: path.clone(), error: InputError::Missing })
+/// Where the alerts and problems of a replay go, as they happen.
+pub trait Reporter {
+    fn alert(&mut self, alert: &Alert);
+    fn problem(&mut self, problem: Problem);
+    /// One input done (read, skipped or failed), of `bytes` bytes.
+    fn input_done(&mut self, bytes: u64);
+}
+
+/// An input's content, opened as often as needed (to identify it, to tell
+/// its form, to read it).
+enum Content<'a> {
+    File(&'a Path),
+    Memory(&'a [u8]),
+}
+
+impl Content<'_> {
+    fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+        Ok(match self {
+            Content::File(path) => Box::new(File::open(path)?),
+            Content::Memory(bytes) => Box::new(Cursor::new(*bytes)),
+        })
+    }
+
+    /// The identity of the content, so the same log replayed again (under
+    /// any name, from disk or S3) is recognised.
+    fn id(&self) -> io::Result<String> {
+        let mut hasher = twox_hash::XxHash3_128::new();
+        let mut source = self.open()?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = source.read(&mut buf)?;
+            if n == 0 {
+                break;
             }
-            Err(e) => problems.push(Problem::Input { path: path.clone(), error: InputError::Open(e) }),
+            hasher.write(&buf[..n]);
         }
+        Ok(format!("file:xxh3-128:{:032x}", hasher.finish_128()))
     }
-    (files, skipped, problems)
-}
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, skipped: &mut u64, problems: &mut Vec<Problem>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            problems.push(Problem::Input { path: dir.to_path_buf(), error: InputError::Open(e) });
-            return;
-        }
-    };
-    let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    children.sort();
-    for child in children {
-        if child.is_dir() {
-            walk(&child, files, skipped, problems);
-        } else if classify_key(&child.to_string_lossy()) == InputKind::LogFile {
-            files.push(child);
-        } else {
-            *skipped += 1;
+    fn len(&self) -> u64 {
+        match self {
+            Content::File(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            Content::Memory(bytes) => bytes.len() as u64,
         }
     }
 }
 
-/// The identity of a file's content, so the same file replayed again
-/// (under any name) is recognised.
-pub fn file_input_id(path: &Path) -> io::Result<String> {
-    let mut hasher = twox_hash::XxHash3_128::new();
-    let mut file = File::open(path)?;
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.write(&buf[..n]);
-    }
-    Ok(format!("file:xxh3-128:{:032x}", hasher.finish_128()))
-}
-
-/// Replays `files` through `engine`, handing each alert to `on_alert` and
-/// each problem to `on_problem` as they happen.
-pub fn replay_files(
+/// Replays `inputs` through `engine`, in their order.
+pub fn replay(
     engine: &mut Engine,
-    files: &[PathBuf],
+    inputs: impl Iterator<Item = Fetched>,
     limits: &InputLimits,
-    mut on_alert: impl FnMut(&Alert),
-    mut on_problem: impl FnMut(Problem),
+    reporter: &mut impl Reporter,
 ) -> ReplaySummary {
     let started = Instant::now();
-    let mut summary = ReplaySummary::default();
-    let mut buffer = ScanBuffer::default();
-    for path in files {
-        summary.files += 1;
-        let fail = |error: InputError| Problem::Input { path: path.clone(), error };
-        let opened = file_input_id(path).and_then(|id| Ok((id, File::open(path)?)));
-        let (id, file) = match opened {
-            Ok(opened) => opened,
-            Err(e) => {
-                summary.failed += 1;
-                on_problem(fail(InputError::Open(e)));
-                continue;
+    let mut run = Run { engine, limits, buffer: ScanBuffer::default(), summary: ReplaySummary::default() };
+    for fetched in inputs {
+        let bytes = run.one(fetched, reporter);
+        reporter.input_done(bytes);
+    }
+    let mut summary = run.summary;
+    summary.roaming_principals = run.engine.roaming_principals();
+    for (detector, held) in run.engine.cooldown_held() {
+        summary.detectors.entry(detector.clone()).or_default().cooldown_held += held;
+    }
+    summary.elapsed = started.elapsed();
+    summary
+}
+
+struct Run<'e, 'l> {
+    engine: &'e mut Engine,
+    limits: &'l InputLimits,
+    buffer: ScanBuffer,
+    summary: ReplaySummary,
+}
+
+impl Run<'_, '_> {
+    /// Reads one input; returns its size in bytes.
+    fn one(&mut self, fetched: Fetched, reporter: &mut impl Reporter) -> u64 {
+        self.summary.files += 1;
+        let stdin;
+        let (name, content) = match &fetched {
+            Fetched::File(path) => (path.display().to_string(), Content::File(path)),
+            Fetched::Object { name, bytes } => (name.clone(), Content::Memory(bytes)),
+            Fetched::Stdin => {
+                // Read whole: its identity is known before it is applied.
+                let mut bytes = Vec::new();
+                if let Err(e) = io::stdin().lock().read_to_end(&mut bytes) {
+                    return self.fail(reporter, "<stdin>".to_owned(), InputError::Source(e), 0);
+                }
+                stdin = bytes;
+                ("<stdin>".to_owned(), Content::Memory(&stdin))
+            }
+            Fetched::Failed { name, error } => {
+                return self.fail(reporter, name.clone(), InputError::Remote(error.clone()), 0);
             }
         };
-        if engine.is_processed(&id) {
-            summary.skipped += 1;
-            summary.already_processed += 1;
-            continue;
+        let id = match content.id() {
+            Ok(id) => id,
+            Err(e) => return self.fail(reporter, name, InputError::Open(e), 0),
+        };
+        let size = content.len();
+        if self.engine.is_processed(&id) {
+            self.summary.skips.add(SkipReason::AlreadyProcessed, 1);
+            return size;
         }
-        summary.bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
-        let ingested = ingest(engine, &id, file, limits, CHUNK_EVENTS, &mut buffer);
+        let form = match content.open().map(forms::detect) {
+            Ok(Ok(form)) => form,
+            Ok(Err(unknown)) => return self.fail(reporter, name, InputError::Form(unknown), size),
+            Err(e) => return self.fail(reporter, name, InputError::Open(e), size),
+        };
+        let source = match self.source(&content, form) {
+            Ok(source) => source,
+            Err(e) => return self.fail(reporter, name, InputError::Source(e), size),
+        };
+        self.summary.bytes += size;
+        self.ingest(reporter, name, &id, source);
+        size
+    }
+
+    /// The content as the engine's reader reads it: CloudTrail as it is,
+    /// the other forms turned into it.
+    fn source<'c>(&self, content: &'c Content<'_>, form: Form) -> io::Result<Box<dyn Read + 'c>> {
+        let raw = content.open()?;
+        Ok(match form {
+            Form::CloudTrail => raw,
+            Form::LookupEvents => Box::new(Cursor::new(forms::lookup_events_as_log(
+                forms::decompressed(raw)?,
+                self.limits.max_decompressed_bytes,
+            )?)),
+            Form::JsonLines => Box::new(JsonLinesAsLog::new(forms::decompressed(raw)?, self.limits.max_record_bytes)),
+        })
+    }
+
+    fn fail(&mut self, reporter: &mut impl Reporter, name: String, error: InputError, size: u64) -> u64 {
+        self.summary.failed += 1;
+        reporter.problem(Problem::Input { name, error });
+        size
+    }
+
+    fn ingest(&mut self, reporter: &mut impl Reporter, name: String, id: &str, source: Box<dyn Read + '_>) {
+        let ingested = ingest(self.engine, id, source, self.limits, CHUNK_EVENTS, &mut self.buffer);
         let read = ingested.outcome.events();
-        summary.records += read.records;
-        summary.role_assumptions += read.role_assumptions;
-        summary.bad_records += read.bad_record_count;
+        self.summary.records += read.records;
+        self.summary.role_assumptions += read.role_assumptions;
+        self.summary.bad_records += read.bad_record_count;
         for error in read.bad_records.iter().take(MAX_RECORD_PROBLEMS_SHOWN) {
-            on_problem(Problem::Record { path: path.clone(), error: error.clone() });
+            reporter.problem(Problem::Record { name: name.clone(), error: error.clone() });
         }
         let shown = read.bad_records.len().min(MAX_RECORD_PROBLEMS_SHOWN) as u64;
         if read.bad_record_count > shown {
-            on_problem(Problem::MoreRecords { path: path.clone(), more: read.bad_record_count - shown });
+            reporter.problem(Problem::MoreRecords { name: name.clone(), more: read.bad_record_count - shown });
         }
-        // What was read before a failure still counts, but the file is not
+        // What was read before a failure still counts, but the input is not
         // marked processed: a repaired copy is read in full.
         match ingested.outcome {
             IngestOutcome::Read(_) => {}
             IngestOutcome::Unreadable { error, .. } => {
-                summary.failed += 1;
-                on_problem(fail(InputError::Content(error)));
+                self.summary.failed += 1;
+                reporter.problem(Problem::Input { name, error: InputError::Content(error) });
             }
             IngestOutcome::SourceFailed { error, .. } => {
-                summary.failed += 1;
-                on_problem(fail(InputError::Source(error)));
+                self.summary.failed += 1;
+                reporter.problem(Problem::Input { name, error: InputError::Source(error) });
             }
         }
-        summary.alerts += ingested.alerts.len() as u64;
-        ingested.alerts.iter().for_each(&mut on_alert);
+        self.summary.alerts += ingested.alerts.len() as u64;
+        for alert in &ingested.alerts {
+            self.summary.detectors.entry(alert.detector.clone()).or_default().raised += 1;
+            reporter.alert(alert);
+        }
     }
-    summary.roaming_principals = engine.roaming_principals();
-    summary.elapsed = started.elapsed();
-    summary
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_file_is_known_by_the_xxh3_digest_earlier_releases_remembered() {
+    fn content_is_known_by_the_xxh3_digest_earlier_releases_remembered() {
         // Computed with the xxhash-rust crate of earlier releases: a different
         // value would replay every file their saved state remembers.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.json.gz");
-        std::fs::write(&path, [7u8; 300]).unwrap();
-        assert_eq!(super::file_input_id(&path).unwrap(), "file:xxh3-128:eba573674fae8b2d8aec4a5414dad453");
+        let bytes = [7u8; 300];
+        assert_eq!(super::Content::Memory(&bytes).id().unwrap(), "file:xxh3-128:eba573674fae8b2d8aec4a5414dad453");
     }
 }

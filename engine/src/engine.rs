@@ -2,7 +2,7 @@
 //! cooldown per dedup key, and remembers processed inputs. Pure: state and
 //! events in, state and alerts out; time is event time only.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ipnet::IpNet;
 
@@ -34,11 +34,19 @@ pub struct Engine {
     config: Config,
     allowed: Vec<IpNet>,
     state: State,
+    /// Findings held back by the cooldown, per detector, since this engine
+    /// was made (for the run summary; not state).
+    cooldown_held: BTreeMap<String, u64>,
 }
 
 impl Engine {
     pub fn new(config: &Config, state: State) -> Engine {
-        Engine { config: config.clone(), allowed: config.unexpected_source_ip.allowed_networks(), state }
+        Engine {
+            config: config.clone(),
+            allowed: config.unexpected_source_ip.allowed_networks(),
+            state,
+            cooldown_held: BTreeMap::new(),
+        }
     }
 
     pub fn state(&self) -> &State {
@@ -145,6 +153,7 @@ impl Engine {
         }
         let times = self.state.raised.entry(key.clone()).or_default();
         if times.iter().any(|r| t.abs_diff(*r) < cooldown.unsigned_abs()) {
+            *self.cooldown_held.entry(alert.detector).or_default() += 1;
             return;
         }
         times.push(t);
@@ -212,6 +221,12 @@ impl Engine {
         let at = self.state.watermark.unwrap_or(0);
         self.state.raised.insert(alert.dedup_key.clone(), vec![at]);
         Some(alert)
+    }
+
+    /// Findings the cooldown held back since this engine was made, per
+    /// detector: an alert already raised for the same incident.
+    pub fn cooldown_held(&self) -> &BTreeMap<String, u64> {
+        &self.cooldown_held
     }
 
     /// Principals currently roaming (newest event time), for the run summary.

@@ -16,6 +16,7 @@
 //! publishes to SNS. Neither adds detection logic.
 
 pub mod alert;
+pub mod chat;
 pub mod cloudtrail;
 pub mod config;
 pub mod detect;

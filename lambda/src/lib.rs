@@ -42,7 +42,7 @@ pub fn aws_handler(settings: &Settings, sdk_config: &aws_config::SdkConfig) -> A
         aws::S3StateStore::new(s3, &settings.state_bucket, &settings.state_prefix)
             .with_base_cache_bytes(settings.base_cache_bytes)
             .with_lease_wait(std::time::Duration::from_secs(settings.lease_wait_seconds)),
-        aws::SnsSink::new(sns, &settings.topic_arn),
+        aws::SnsSink::new(sns, &settings.topic_arn).with_chat_topic(settings.chat_topic_arn.clone()),
         settings.config.clone(),
     )
 }

@@ -13,12 +13,15 @@ pub const STATE_PREFIX_VAR: &str = "ROLEWATCH_STATE_PREFIX";
 pub const FORCE_PATH_STYLE_VAR: &str = "ROLEWATCH_S3_FORCE_PATH_STYLE";
 pub const EXPECTED_BUCKET_OWNER_VAR: &str = "ROLEWATCH_EXPECTED_BUCKET_OWNER";
 pub const LEASE_WAIT_SECONDS_VAR: &str = "ROLEWATCH_LEASE_WAIT_SECONDS";
+pub const CHAT_TOPIC_ARN_VAR: &str = "ROLEWATCH_CHAT_TOPIC_ARN";
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Detector settings (`ROLEWATCH_<SECTION>_<KEY>`).
     pub config: Config,
     pub topic_arn: String,
+    /// Optional SNS topic for chat notifications (a chat channel subscribes).
+    pub chat_topic_arn: Option<String>,
     pub state_bucket: String,
     /// Always empty or ending in `/`.
     pub state_prefix: String,
@@ -58,6 +61,7 @@ impl Settings {
                 FORCE_PATH_STYLE_VAR,
                 EXPECTED_BUCKET_OWNER_VAR,
                 LEASE_WAIT_SECONDS_VAR,
+                CHAT_TOPIC_ARN_VAR,
             ]
             .map(str::to_owned),
         );
@@ -84,6 +88,17 @@ impl Settings {
                 value: topic_arn,
                 reason: "expected an SNS topic ARN such as arn:aws:sns:us-east-1:111122223333:rolewatch-alerts",
             });
+        }
+
+        let chat_topic_arn = get(CHAT_TOPIC_ARN_VAR);
+        if let Some(arn) = &chat_topic_arn {
+            if !(arn.starts_with("arn:") && arn.split(':').nth(2) == Some("sns")) {
+                return Err(SettingsError::Invalid {
+                    name: CHAT_TOPIC_ARN_VAR,
+                    value: arn.clone(),
+                    reason: "expected an SNS topic ARN such as arn:aws:sns:us-east-1:111122223333:rolewatch-chat",
+                });
+            }
         }
 
         let state_bucket = get(STATE_BUCKET_VAR)
@@ -152,6 +167,7 @@ impl Settings {
         Ok(Settings {
             config,
             topic_arn,
+            chat_topic_arn,
             state_bucket,
             state_prefix,
             force_path_style,
@@ -193,6 +209,14 @@ mod tests {
     }
 
     #[test]
+    fn the_chat_topic_is_optional() {
+        let chat = (CHAT_TOPIC_ARN_VAR, "arn:aws:sns:us-east-1:111122223333:rolewatch-chat");
+        assert_eq!(settings(&[TOPIC, BUCKET]).map(|s| s.chat_topic_arn).ok(), Some(None));
+        assert_eq!(settings(&[TOPIC, BUCKET, chat]).map(|s| s.chat_topic_arn).ok(), Some(Some(chat.1.to_owned())));
+        assert!(Settings::check_variable_names([CHAT_TOPIC_ARN_VAR.to_owned()]).is_ok());
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         for (vars, name) in [
             (vec![BUCKET], TOPIC_ARN_VAR),
@@ -206,6 +230,7 @@ mod tests {
                 EXPECTED_BUCKET_OWNER_VAR,
             ),
             (vec![TOPIC, BUCKET, (LEASE_WAIT_SECONDS_VAR, "0")], LEASE_WAIT_SECONDS_VAR),
+            (vec![TOPIC, BUCKET, (CHAT_TOPIC_ARN_VAR, "https://hooks.slack.com/x")], CHAT_TOPIC_ARN_VAR),
             (
                 vec![TOPIC, BUCKET, ("ROLEWATCH_REPEATED_FAILURES_THRESHOLD", "0")],
                 "ROLEWATCH_REPEATED_FAILURES_THRESHOLD",

@@ -76,7 +76,7 @@ CONTRACT_SETTINGS = {
 # refuses ROLEWATCH_* names it does not know, so this list is the contract
 # between the template and lambda/src/settings.rs).
 FUNCTION_VARIABLES = {"ROLEWATCH_ALERT_TOPIC_ARN", "ROLEWATCH_STATE_BUCKET", "ROLEWATCH_STATE_PREFIX",
-                      "ROLEWATCH_EXPECTED_BUCKET_OWNER", "ROLEWATCH_LEASE_WAIT_SECONDS"}
+                      "ROLEWATCH_EXPECTED_BUCKET_OWNER", "ROLEWATCH_LEASE_WAIT_SECONDS", "ROLEWATCH_CHAT_TOPIC_ARN"}
 # The function refuses 0 and spans over ten years (src/config.rs validate()).
 TEN_YEARS = 10 * 366 * 86_400
 ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -111,6 +111,10 @@ LAYOUTS = {
     "log archive account, eventbridge (Control Tower)": dict(OTHER),
     "log archive account, sqs": dict(OTHER, TriggerMode="sqs", EnableTracing="false", ExistingStateBucketName="",
                                      StateAdminRoleArn="", OperationsEmail="", TrailKeyPrefix="", TrailKmsKeyArn=""),
+    "same account, Slack and Teams chat channels": dict(
+        BASE, AlertEmail="s@example.com", ChatSlackWorkspaceId="T0123ABCD", ChatSlackChannelId="C0123456789",
+        ChatTeamsTenantId="11111111-2222-3333-4444-555555555555", ChatTeamsTeamId="66666666-7777-8888-9999-000000000000",
+        ChatTeamsChannelId="19:abc@thread.tacv2"),
 }
 
 
@@ -276,6 +280,37 @@ def layout_checks(c: Checks, raw: dict, owner_raw: dict | None, label: str, para
     pattern = rule["Properties"]["EventPattern"]
     bucket = params["TrailBucketName"]
     logs, others = keys_for(params)
+
+    def chat_channels():
+        slack = bool(params.get("ChatSlackWorkspaceId") and params.get("ChatSlackChannelId"))
+        teams = all(params.get(k) for k in ("ChatTeamsTenantId", "ChatTeamsTeamId", "ChatTeamsChannelId"))
+        topics = stack.of_type("AWS::SNS::Topic")
+        channels = {**stack.of_type("AWS::Chatbot::SlackChannelConfiguration"),
+                    **stack.of_type("AWS::Chatbot::MicrosoftTeamsChannelConfiguration")}
+        out = []
+        if not (slack or teams):
+            if "ChatTopic" in topics or channels or "ROLEWATCH_CHAT_TOPIC_ARN" in env:
+                out.append(f"chat resources without chat parameters: {sorted(channels)}")
+            return "; ".join(out) or None
+        chat = stack.ref("ChatTopic") if "ChatTopic" in topics else None
+        if env.get("ROLEWATCH_CHAT_TOPIC_ARN") != chat or chat is None:
+            out.append(f"function publishes chat to {env.get('ROLEWATCH_CHAT_TOPIC_ARN')!r}, the chat topic is {chat!r}")
+        if env.get("ROLEWATCH_ALERT_TOPIC_ARN") != stack.ref("AlertTopic"):
+            out.append("the alert topic no longer carries the v1 alerts")
+        want = {"AWS::Chatbot::SlackChannelConfiguration": slack, "AWS::Chatbot::MicrosoftTeamsChannelConfiguration": teams}
+        for kind, wanted in want.items():
+            got = stack.of_type(kind)
+            if bool(got) != wanted:
+                out.append(f"{kind}: {len(got)} with the parameters asking for {int(wanted)}")
+            for rid, r in got.items():
+                props = r["Properties"]
+                if props.get("SnsTopicArns") != [chat]:
+                    out.append(f"{rid} subscribes to {props.get('SnsTopicArns')}, not only the chat topic")
+                if not any(str(g).endswith(":policy/AWSDenyAll") for g in props.get("GuardrailPolicies", [])):
+                    out.append(f"{rid}: channel members could act through the channel role (no deny-all guardrail)")
+        return "; ".join(out) or None
+
+    c.run(f"[{label}] chat channels subscribe the chat topic only when asked, alerts stay v1", chat_channels)
 
     def wiring():
         out = []
@@ -1017,10 +1052,13 @@ def static_checks(c: Checks, raw: dict, owner_raw: dict | None, path: Path, tran
         if not transformed:
             return "no transformed template"
         tres = transformed["Resources"]
-        roles = sorted(rid for rid, r in tres.items() if r["Type"] == "AWS::IAM::Role")
+        # The template's own roles: the function's, and the chat channels'
+        # (no permissions, a deny-all guardrail); SAM must add none.
+        declared = {rid for rid, r in raw["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+        roles = sorted(rid for rid, r in tres.items() if r["Type"] == "AWS::IAM::Role" and rid not in declared)
         extra = sorted(rid for rid, r in tres.items() if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"))
-        if roles != ["FunctionRole"] or extra:
-            return f"SAM added IAM: roles {roles}, policies {extra}"
+        if "FunctionRole" not in declared or declared - {"FunctionRole", "ChatChannelRole"} or roles or extra:
+            return f"SAM added IAM: roles {roles}, policies {extra}; template roles {sorted(declared)}"
         bad = [f"{rid}:{a}" for rid, _, st in all_policies(tres) if st.get("Effect") == "Allow"
                for a in as_strings(st.get("Action", [])) if "*" in a]
         return f"wildcard actions after transform: {bad}" if bad else None

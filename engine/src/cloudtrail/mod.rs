@@ -44,8 +44,9 @@ pub fn classify_key(key: &str) -> InputKind {
 }
 
 /// The folder after the account in an `AWSLogs/` key: `CloudTrail`,
-/// `Config`, `CloudTrail-Insight`, `vpcflowlogs`...
-fn service_folder(key: &str) -> Option<&str> {
+/// `Config`, `CloudTrail-Insight`, `vpcflowlogs`... (`replay s3://` skips
+/// the folders that are not `CloudTrail` without listing them).
+pub fn service_folder(key: &str) -> Option<&str> {
     let mut parts = key.split('/').skip_while(|p| *p != "AWSLogs").skip(1);
     // The organisation id, when there is one, comes before the account.
     if parts.next()?.starts_with("o-") {

@@ -5,6 +5,12 @@
 //! `default` (the alert JSON, what queues, Lambda and HTTPS subscribers get)
 //! and `email` (the person-readable text), and the String message attributes
 //! `severity`, `detector` and `account_id` for subscription filter policies.
+//!
+//! With a chat topic, each alert is also published there as the custom
+//! notification AWS's chat integration renders (`rolewatch::chat`), after
+//! the alert topic. The alert topic stays the record machines read and page
+//! from: a failed chat publish is logged, and does not fail the invocation,
+//! whose retry would publish every alert of it to the alert topic again.
 
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_sdk_sns::Client;
@@ -21,22 +27,48 @@ const MAX_BATCH_BYTES: usize = 240 * 1024;
 pub struct SnsSink {
     client: Client,
     topic_arn: String,
+    chat_topic_arn: Option<String>,
 }
 
 impl SnsSink {
     pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
-        Self { client, topic_arn: topic_arn.into() }
+        Self { client, topic_arn: topic_arn.into(), chat_topic_arn: None }
+    }
+
+    /// Also publish every alert as a chat notification to `topic_arn`.
+    pub fn with_chat_topic(self, topic_arn: Option<String>) -> Self {
+        Self { chat_topic_arn: topic_arn, ..self }
     }
 }
 
 impl AlertSink for SnsSink {
     async fn publish(&self, alerts: &[Alert]) -> Result<(), SinkError> {
-        for batch in sns_entries(alerts)? {
+        self.publish_batches(&self.topic_arn, sns_entries(alerts)?).await?;
+        if let Some(chat_topic) = &self.chat_topic_arn {
+            let published = match chat_entries(alerts) {
+                Ok(batches) => self.publish_batches(chat_topic, batches).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = published {
+                tracing::error!(topic = %chat_topic, alerts = alerts.len(), error = %err, "chat notifications failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SnsSink {
+    async fn publish_batches(
+        &self,
+        topic_arn: &str,
+        batches: Vec<Vec<PublishBatchRequestEntry>>,
+    ) -> Result<(), SinkError> {
+        for batch in batches {
             let total = batch.len();
             let output = self
                 .client
                 .publish_batch()
-                .topic_arn(&self.topic_arn)
+                .topic_arn(topic_arn)
                 .set_publish_batch_request_entries(Some(batch))
                 .send()
                 .await
@@ -65,12 +97,27 @@ impl AlertSink for SnsSink {
 
 /// The `PublishBatch` entries for `alerts`, split into requests SNS accepts.
 pub fn sns_entries(alerts: &[Alert]) -> Result<Vec<Vec<PublishBatchRequestEntry>>, SinkError> {
+    batches(alerts, Rendering::V1)
+}
+
+/// The same for the chat topic: each message is one custom notification.
+pub fn chat_entries(alerts: &[Alert]) -> Result<Vec<Vec<PublishBatchRequestEntry>>, SinkError> {
+    batches(alerts, Rendering::Chat)
+}
+
+#[derive(Clone, Copy)]
+enum Rendering {
+    V1,
+    Chat,
+}
+
+fn batches(alerts: &[Alert], rendering: Rendering) -> Result<Vec<Vec<PublishBatchRequestEntry>>, SinkError> {
     let mut batches: Vec<Vec<PublishBatchRequestEntry>> = Vec::new();
     let mut current: Vec<PublishBatchRequestEntry> = Vec::new();
     let mut current_bytes = 0;
     // Ids need only be unique within a request; the position in `alerts` is.
     for (index, alert) in alerts.iter().enumerate() {
-        let (entry, bytes) = entry(alert, index)?;
+        let (entry, bytes) = entry(alert, index, rendering)?;
         if !current.is_empty() && (current.len() == MAX_BATCH_ENTRIES || current_bytes + bytes > MAX_BATCH_BYTES) {
             batches.push(std::mem::take(&mut current));
             current_bytes = 0;
@@ -85,20 +132,23 @@ pub fn sns_entries(alerts: &[Alert]) -> Result<Vec<Vec<PublishBatchRequestEntry>
 }
 
 /// One entry and its size as SNS counts it.
-fn entry(alert: &Alert, index: usize) -> Result<(PublishBatchRequestEntry, usize), SinkError> {
+fn entry(alert: &Alert, index: usize, rendering: Rendering) -> Result<(PublishBatchRequestEntry, usize), SinkError> {
     let invalid = |reason: String| SinkError::Invalid { dedup_key: alert.dedup_key.clone(), reason };
-    let message = serde_json::json!({
-        "default": alert.to_json(),
-        "email": alert.to_text(),
-    })
-    .to_string();
     let subject = alert.sns_subject();
+    let mut builder = PublishBatchRequestEntry::builder().id(format!("a{index}")).subject(subject.clone());
+    let message = match rendering {
+        Rendering::V1 => {
+            builder = builder.message_structure("json");
+            serde_json::json!({
+                "default": alert.to_json(),
+                "email": alert.to_text(),
+            })
+            .to_string()
+        }
+        Rendering::Chat => rolewatch::chat::notification(alert).to_string(),
+    };
     let mut bytes = message.len() + subject.len();
-    let mut builder = PublishBatchRequestEntry::builder()
-        .id(format!("a{index}"))
-        .message(message)
-        .subject(subject)
-        .message_structure("json");
+    builder = builder.message(message);
     for (name, value) in [
         ("severity", alert.severity.as_str()),
         ("detector", alert.detector.as_str()),
@@ -179,6 +229,22 @@ mod tests {
         assert_eq!(attr("severity"), Some(("String".to_owned(), Some("high".to_owned()))));
         assert_eq!(attr("detector"), Some(("String".to_owned(), Some("repeated_failures".to_owned()))));
         assert_eq!(attr("account_id"), Some(("String".to_owned(), Some("111122223333".to_owned()))));
+    }
+
+    #[test]
+    fn chat_entries_are_plain_custom_notifications_with_the_same_attributes() {
+        let a = alert(7, "111122223333");
+        let batches = chat_entries(std::slice::from_ref(&a)).map_err(|e| e.to_string());
+        let Some(entry) = batches.as_ref().ok().and_then(|b| b.first()).and_then(|b| b.first()) else {
+            panic!("one entry expected: {batches:?}");
+        };
+        assert_eq!(entry.message_structure(), None, "the chat integration reads the message itself");
+        let message: Value = serde_json::from_str(entry.message()).unwrap_or_default();
+        assert_eq!(message["version"], "1.0");
+        assert_eq!(message["source"], "custom");
+        assert_eq!(message["metadata"]["threadId"].as_str(), Some(a.dedup_key.as_str()));
+        let attrs = entry.message_attributes().cloned().unwrap_or_default();
+        assert!(attrs.contains_key("severity") && attrs.contains_key("detector"));
     }
 
     #[test]
