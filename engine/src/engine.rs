@@ -16,6 +16,14 @@ use crate::state::State;
 const INPUT_MEMORY_SECONDS: i64 = 3 * 86_400;
 /// Processed inputs remembered at most, newest kept.
 const MAX_REMEMBERED_INPUTS: usize = 100_000;
+/// Past the cap, the oldest are forgotten down to this many, so that the
+/// sort this takes happens once per many inputs, not after each one.
+const REMEMBERED_INPUTS_AFTER_TRIM: usize = MAX_REMEMBERED_INPUTS - MAX_REMEMBERED_INPUTS / 10;
+/// How far the inputs' horizon moves before the inputs themselves are
+/// pruned. Pruning walks every input recorded in this run, so doing it
+/// after each input made a long replay quadratic; until then an expired
+/// input is only remembered a little longer, which never repeats an alert.
+const INPUT_PRUNE_STEP_SECONDS: i64 = 3_600;
 /// Stands for "no event time known yet" on an input without role assumptions.
 const UNDATED_INPUT: EpochSeconds = EpochSeconds::MAX;
 /// Alert times kept per dedup key.
@@ -197,14 +205,16 @@ impl Engine {
                 true
             });
         }
-        pruning.prune(inputs, horizon);
+        if pruning.horizon.is_none_or(|last| horizon - last >= INPUT_PRUNE_STEP_SECONDS) {
+            pruning.prune(inputs, horizon);
+        }
         if inputs.len() > MAX_REMEMBERED_INPUTS {
             // Expired ones the sweep has not reached yet go first, then the oldest.
             let mut by_time: Vec<(EpochSeconds, String)> =
                 inputs.entries().into_iter().map(|(key, newest)| (newest, key)).collect();
             by_time.sort_unstable();
             let expired = by_time.partition_point(|(newest, _)| *newest < horizon);
-            let excess = (by_time.len() - expired).saturating_sub(MAX_REMEMBERED_INPUTS);
+            let excess = (by_time.len() - expired).saturating_sub(REMEMBERED_INPUTS_AFTER_TRIM);
             for (_, key) in by_time.into_iter().take(expired + excess) {
                 inputs.remove(&key);
             }
@@ -376,7 +386,8 @@ mod tests {
         // the first event time that arrived.
         assert_eq!(engine.apply("undated", &[]), Applied::AlreadyProcessed);
         assert_eq!(engine.apply("day0", &[]), Applied::AlreadyProcessed);
-        engine.apply("later", &burst("carol", "c", 3 * day + 1, 1));
+        // Inputs are pruned as the horizon moves by steps: a little past three days.
+        engine.apply("later", &burst("carol", "c", 3 * day + INPUT_PRUNE_STEP_SECONDS, 1));
         let mut engine = saved_and_loaded(engine);
         assert_eq!(engine.state().processed_inputs(), ["day3", "later"]);
         assert!(matches!(engine.apply("day0", &[]), Applied::Processed { .. }), "forgotten past three days");
@@ -394,7 +405,7 @@ mod tests {
         engine.apply("newest", &burst("alice", "a", 1_000_000, 1));
         let mut engine = saved_and_loaded(engine);
         let inputs = engine.state().processed_inputs();
-        assert_eq!(inputs.len(), MAX_REMEMBERED_INPUTS);
+        assert_eq!(inputs.len(), REMEMBERED_INPUTS_AFTER_TRIM);
         assert!(inputs.contains(&"newest".to_owned()) && !inputs.contains(&"old-000000".to_owned()));
         assert_eq!(engine.apply("old-000999", &[]), Applied::AlreadyProcessed, "the newest of the old are kept");
     }
