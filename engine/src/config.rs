@@ -16,6 +16,11 @@ pub struct Config {
     pub unexpected_source_ip: UnexpectedSourceIpConfig,
     pub long_session: LongSessionConfig,
     pub alerts: AlertsConfig,
+    pub organization: OrganizationConfig,
+    pub role_enumeration: RoleEnumerationConfig,
+    pub external_id: ExternalIdConfig,
+    pub mfa_required: MfaRequiredConfig,
+    pub outside_organization: OutsideOrganizationConfig,
     pub input: InputConfig,
 }
 
@@ -88,6 +93,93 @@ impl Default for AlertsConfig {
     }
 }
 
+/// The organisation's own accounts; see the contract's "Inside and outside".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrganizationConfig {
+    /// 12-digit account ids; empty = learn them from the logs read.
+    pub account_ids: Vec<String>,
+    /// With `account_ids` empty, the account-based detectors stay quiet
+    /// this long from the first event ever read.
+    pub discovery_seconds: u64,
+}
+
+impl Default for OrganizationConfig {
+    fn default() -> Self {
+        OrganizationConfig { account_ids: Vec::new(), discovery_seconds: 3600 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleEnumerationConfig {
+    /// Distinct roles one principal fails to assume that make a burst ...
+    pub distinct_roles: u64,
+    /// ... within this many seconds of event time.
+    pub window_seconds: u64,
+    /// A role granted to the principal (or its role's sessions) this
+    /// recently is not a guess.
+    pub memory_seconds: u64,
+}
+
+impl Default for RoleEnumerationConfig {
+    fn default() -> Self {
+        RoleEnumerationConfig { distinct_roles: 5, window_seconds: 600, memory_seconds: 7_776_000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExternalIdConfig {
+    /// The same (role, caller account) finding raises again after this.
+    pub repeat_seconds: u64,
+}
+
+impl Default for ExternalIdConfig {
+    fn default() -> Self {
+        ExternalIdConfig { repeat_seconds: 2_592_000 }
+    }
+}
+
+/// IAM Identity Center's roles: their sessions passed MFA at the identity provider.
+pub const DEFAULT_FEDERATED_ROLES: &str = "arn:aws:iam::*:role/aws-reserved/sso.amazonaws.com/*";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaRequiredConfig {
+    /// Role ARN patterns (`*` = any run of characters); empty = off.
+    pub roles: Vec<String>,
+    /// Sessions of roles matching these passed MFA at their identity provider.
+    pub federated_roles: Vec<String>,
+}
+
+impl Default for MfaRequiredConfig {
+    fn default() -> Self {
+        MfaRequiredConfig { roles: Vec::new(), federated_roles: vec![DEFAULT_FEDERATED_ROLES.to_owned()] }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutsideOrganizationConfig {
+    /// Outside accounts expected to assume roles (vendors).
+    pub trusted_accounts: Vec<String>,
+    /// Pairs first seen this soon after the start are learned quietly.
+    pub learning_period_seconds: u64,
+    /// A (caller account, role) pair unused this long is forgotten.
+    pub memory_seconds: u64,
+}
+
+impl Default for OutsideOrganizationConfig {
+    fn default() -> Self {
+        OutsideOrganizationConfig {
+            trusted_accounts: Vec::new(),
+            learning_period_seconds: 604_800,
+            memory_seconds: 7_776_000,
+        }
+    }
+}
+
 /// Limits on what one input may cost; not detector settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -128,7 +220,7 @@ pub enum ConfigError {
 }
 
 /// `(section, key)` pairs, the source of every environment variable name.
-const KEYS: [(&str, &str); 11] = [
+const KEYS: &[(&str, &str)] = &[
     ("repeated_failures", "threshold"),
     ("repeated_failures", "window_seconds"),
     ("unexpected_source_ip", "allowed_cidrs"),
@@ -138,6 +230,17 @@ const KEYS: [(&str, &str); 11] = [
     ("long_session", "max_duration_seconds"),
     ("long_session", "habitual_seconds"),
     ("alerts", "cooldown_seconds"),
+    ("organization", "account_ids"),
+    ("organization", "discovery_seconds"),
+    ("role_enumeration", "distinct_roles"),
+    ("role_enumeration", "window_seconds"),
+    ("role_enumeration", "memory_seconds"),
+    ("external_id", "repeat_seconds"),
+    ("mfa_required", "roles"),
+    ("mfa_required", "federated_roles"),
+    ("outside_organization", "trusted_accounts"),
+    ("outside_organization", "learning_period_seconds"),
+    ("outside_organization", "memory_seconds"),
     ("input", "max_decompressed_bytes"),
     ("input", "max_record_bytes"),
 ];
@@ -174,13 +277,12 @@ impl Config {
     /// their defaults.
     pub fn from_env_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut config = Config::default();
-        for (section, key) in KEYS {
+        for &(section, key) in KEYS {
             let name = env_var_name(section, key);
             let Some(value) = lookup(&name) else { continue };
             let value = value.trim();
-            if section == "unexpected_source_ip" && key == "allowed_cidrs" {
-                config.unexpected_source_ip.allowed_cidrs =
-                    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            if let Some(list) = config.list_slot(section, key) {
+                *list = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
                 continue;
             }
             let number: u64 = value.parse().map_err(|_| ConfigError::Value {
@@ -188,23 +290,9 @@ impl Config {
                 value: value.to_owned(),
                 reason: "expected a whole number, 0 or more".to_owned(),
             })?;
-            let slot = match (section, key) {
-                ("repeated_failures", "threshold") => &mut config.repeated_failures.threshold,
-                ("repeated_failures", "window_seconds") => &mut config.repeated_failures.window_seconds,
-                ("unexpected_source_ip", "learning_period_seconds") => {
-                    &mut config.unexpected_source_ip.learning_period_seconds
-                }
-                ("unexpected_source_ip", "roaming_networks") => &mut config.unexpected_source_ip.roaming_networks,
-                ("unexpected_source_ip", "network_memory_seconds") => {
-                    &mut config.unexpected_source_ip.network_memory_seconds
-                }
-                ("long_session", "max_duration_seconds") => &mut config.long_session.max_duration_seconds,
-                ("long_session", "habitual_seconds") => &mut config.long_session.habitual_seconds,
-                ("alerts", "cooldown_seconds") => &mut config.alerts.cooldown_seconds,
-                ("input", "max_record_bytes") => &mut config.input.max_record_bytes,
-                _ => &mut config.input.max_decompressed_bytes,
-            };
-            *slot = number;
+            if let Some(slot) = config.number_slot(section, key) {
+                *slot = number;
+            }
         }
         config.validate().map_err(|e| match e {
             // Name the variable the operator set, not the TOML key.
@@ -215,6 +303,42 @@ impl Config {
             other => other,
         })?;
         Ok(config)
+    }
+
+    /// The list a `(section, key)` names, if it names one.
+    fn list_slot(&mut self, section: &str, key: &str) -> Option<&mut Vec<String>> {
+        Some(match (section, key) {
+            ("unexpected_source_ip", "allowed_cidrs") => &mut self.unexpected_source_ip.allowed_cidrs,
+            ("organization", "account_ids") => &mut self.organization.account_ids,
+            ("mfa_required", "roles") => &mut self.mfa_required.roles,
+            ("mfa_required", "federated_roles") => &mut self.mfa_required.federated_roles,
+            ("outside_organization", "trusted_accounts") => &mut self.outside_organization.trusted_accounts,
+            _ => return None,
+        })
+    }
+
+    /// The number a `(section, key)` names, if it names one.
+    fn number_slot(&mut self, section: &str, key: &str) -> Option<&mut u64> {
+        Some(match (section, key) {
+            ("repeated_failures", "threshold") => &mut self.repeated_failures.threshold,
+            ("repeated_failures", "window_seconds") => &mut self.repeated_failures.window_seconds,
+            ("unexpected_source_ip", "learning_period_seconds") => &mut self.unexpected_source_ip.learning_period_seconds,
+            ("unexpected_source_ip", "roaming_networks") => &mut self.unexpected_source_ip.roaming_networks,
+            ("unexpected_source_ip", "network_memory_seconds") => &mut self.unexpected_source_ip.network_memory_seconds,
+            ("long_session", "max_duration_seconds") => &mut self.long_session.max_duration_seconds,
+            ("long_session", "habitual_seconds") => &mut self.long_session.habitual_seconds,
+            ("alerts", "cooldown_seconds") => &mut self.alerts.cooldown_seconds,
+            ("organization", "discovery_seconds") => &mut self.organization.discovery_seconds,
+            ("role_enumeration", "distinct_roles") => &mut self.role_enumeration.distinct_roles,
+            ("role_enumeration", "window_seconds") => &mut self.role_enumeration.window_seconds,
+            ("role_enumeration", "memory_seconds") => &mut self.role_enumeration.memory_seconds,
+            ("external_id", "repeat_seconds") => &mut self.external_id.repeat_seconds,
+            ("outside_organization", "learning_period_seconds") => &mut self.outside_organization.learning_period_seconds,
+            ("outside_organization", "memory_seconds") => &mut self.outside_organization.memory_seconds,
+            ("input", "max_record_bytes") => &mut self.input.max_record_bytes,
+            ("input", "max_decompressed_bytes") => &mut self.input.max_decompressed_bytes,
+            _ => return None,
+        })
     }
 
     /// Rejects values that would silently disable or break a detector.
@@ -236,6 +360,33 @@ impl Config {
         positive("unexpected_source_ip.network_memory_seconds", self.unexpected_source_ip.network_memory_seconds)?;
         positive("input.max_decompressed_bytes", self.input.max_decompressed_bytes)?;
         positive("input.max_record_bytes", self.input.max_record_bytes)?;
+        positive("role_enumeration.distinct_roles", self.role_enumeration.distinct_roles)?;
+        positive("role_enumeration.window_seconds", self.role_enumeration.window_seconds)?;
+        positive("external_id.repeat_seconds", self.external_id.repeat_seconds)?;
+        positive("outside_organization.memory_seconds", self.outside_organization.memory_seconds)?;
+        for (key, accounts) in [
+            ("organization.account_ids", &self.organization.account_ids),
+            ("outside_organization.trusted_accounts", &self.outside_organization.trusted_accounts),
+        ] {
+            if let Some(bad) = accounts.iter().find(|a| !is_account_id(a)) {
+                return Err(ConfigError::Value {
+                    key: key.to_owned(),
+                    value: bad.clone(),
+                    reason: "not a 12-digit AWS account id".to_owned(),
+                });
+            }
+        }
+        for (key, patterns) in
+            [("mfa_required.roles", &self.mfa_required.roles), ("mfa_required.federated_roles", &self.mfa_required.federated_roles)]
+        {
+            if let Some(bad) = patterns.iter().find(|p| !is_role_pattern(p)) {
+                return Err(ConfigError::Value {
+                    key: key.to_owned(),
+                    value: bad.clone(),
+                    reason: "not a role ARN pattern such as arn:aws:iam::*:role/admin-*".to_owned(),
+                });
+            }
+        }
         for cidr in &self.unexpected_source_ip.allowed_cidrs {
             parse_cidr(cidr).map_err(|reason| ConfigError::Value {
                 key: "unexpected_source_ip.allowed_cidrs".to_owned(),
@@ -252,6 +403,12 @@ impl Config {
             ("long_session.habitual_seconds", self.long_session.habitual_seconds),
             ("long_session.max_duration_seconds", self.long_session.max_duration_seconds),
             ("alerts.cooldown_seconds", self.alerts.cooldown_seconds),
+            ("organization.discovery_seconds", self.organization.discovery_seconds),
+            ("role_enumeration.window_seconds", self.role_enumeration.window_seconds),
+            ("role_enumeration.memory_seconds", self.role_enumeration.memory_seconds),
+            ("external_id.repeat_seconds", self.external_id.repeat_seconds),
+            ("outside_organization.learning_period_seconds", self.outside_organization.learning_period_seconds),
+            ("outside_organization.memory_seconds", self.outside_organization.memory_seconds),
         ] {
             if value > TEN_YEARS_SECONDS {
                 return Err(ConfigError::Value {
@@ -263,6 +420,24 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `arn:<partition>:iam::<account or *>:role/<path and name>`, `*` anywhere;
+/// or `*` alone. A typo here would silently match nothing.
+fn is_role_pattern(text: &str) -> bool {
+    if text == "*" {
+        return true;
+    }
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    !text.chars().any(char::is_whitespace)
+        && matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+            if (partition.starts_with("aws") || *partition == "*")
+                && (is_account_id(account) || account.contains('*'))
+                && (resource.starts_with("role/") || resource.starts_with('*')))
 }
 
 /// A CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (a /32 or /128).

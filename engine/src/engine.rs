@@ -9,7 +9,10 @@ use ipnet::IpNet;
 use crate::alert::Alert;
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::Config;
-use crate::detect::{long_session, repeated_failures, secs, source_ip, LONG_MEMORY_SECONDS};
+use crate::detect::{
+    external_id_missing, long_session, mfa_missing, outside_organization, repeated_failures, role_enumeration, secs,
+    source_ip, LONG_MEMORY_SECONDS,
+};
 use crate::state::State;
 
 /// Processed inputs are remembered this long behind the newest event.
@@ -80,8 +83,12 @@ impl Engine {
         let mut ordered: Vec<&AssumeRoleEvent> = events.iter().collect();
         ordered.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
         let mut pending = Pending::default();
+        self.state.organization.note_read(events);
         for event in ordered {
-            self.observe(event, &mut pending);
+            // One call logged in two accounts is counted once.
+            if self.state.organization.counts(event) {
+                self.observe(event, &mut pending);
+            }
         }
         if let Some(newest) = events.iter().map(|e| e.event_time).max() {
             self.state.watermark = Some(self.state.watermark.map_or(newest, |w| w.max(newest)));
@@ -93,37 +100,79 @@ impl Engine {
     fn observe(&mut self, event: &AssumeRoleEvent, pending: &mut Pending) {
         let config = &self.config;
         let state = &mut self.state;
+        let cooldown = config.alerts.cooldown_seconds;
+        let t = event.event_time;
+        let one = || vec![event.event_id.clone()];
         // Findings are rare, so building the alert before the cooldown check costs little.
-        let mut found: Vec<(Alert, EpochSeconds, Vec<String>)> = Vec::new();
-        if let Some(burst) = state.repeated_failures.observe(&config.repeated_failures, event) {
-            found.push((
-                repeated_failures::alert(&config.repeated_failures, event, &burst),
-                event.event_time,
-                burst.event_ids,
-            ));
+        let mut found: Vec<(Alert, EpochSeconds, Vec<String>, u64)> = Vec::new();
+        let enumeration = state.role_enumeration.observe(&config.role_enumeration, event);
+        let failures = state.repeated_failures.observe(&config.repeated_failures, event);
+        let mut silenced = None;
+        if let Some(burst) = enumeration {
+            found.push((role_enumeration::alert(&config.role_enumeration, event, &burst), t, burst.event_ids, cooldown));
+            // One incident, one page: the guesses are failures too, and
+            // repeated_failures stays quiet for this principal for the cooldown.
+            silenced = Some(crate::alert::dedup_key(repeated_failures::DETECTOR, &[&event.principal]));
+        } else if let Some(burst) = failures {
+            found.push((repeated_failures::alert(&config.repeated_failures, event, &burst), t, burst.event_ids, cooldown));
         }
         for finding in state.unexpected_source_ip.observe(&config.unexpected_source_ip, &self.allowed, event) {
-            let alert = source_ip::alert(&config.unexpected_source_ip, &event.principal, &finding);
-            found.push((alert, finding.occurrence.event_time, vec![finding.occurrence.event_id]));
+            let alert = source_ip::alert(
+                &config.unexpected_source_ip,
+                &event.principal,
+                event.caller_account.as_deref(),
+                &finding,
+            );
+            found.push((alert, finding.occurrence.event_time, vec![finding.occurrence.event_id], cooldown));
         }
         if let Some(finding) = state.long_session.observe(&config.long_session, event) {
-            found.push((
-                long_session::alert(&config.long_session, event, &finding),
-                event.event_time,
-                vec![event.event_id.clone()],
-            ));
+            found.push((long_session::alert(&config.long_session, event, &finding), t, one(), cooldown));
         }
-        for (alert, time, event_ids) in found {
-            self.raise(pending, time, &event_ids, alert);
+        let org = state.organization.view(&config.organization);
+        if external_id_missing::observe(&org, event) {
+            // Once per (role, caller account) per repeat_seconds.
+            let repeat = config.external_id.repeat_seconds;
+            found.push((external_id_missing::alert(&config.external_id, event), t, one(), repeat));
+        }
+        if mfa_missing::observe(&config.mfa_required, event) {
+            found.push((mfa_missing::alert(event), t, one(), cooldown));
+        }
+        if state.outside_organization.observe(&config.outside_organization, &org, event) {
+            found.push((outside_organization::alert(&config.outside_organization, event), t, one(), cooldown));
+        }
+        if let Some(key) = silenced {
+            self.silence(key, t);
+        }
+        for (alert, time, event_ids, cooldown) in found {
+            self.raise(pending, time, &event_ids, alert, cooldown);
+        }
+    }
+
+    /// Counts `key` as raised at `t`, so it stays quiet for the cooldown.
+    fn silence(&mut self, key: String, t: EpochSeconds) {
+        let times = self.state.raised.entry(key).or_default();
+        if let Err(at) = times.binary_search(&t) {
+            times.insert(at, t);
+            if times.len() > MAX_RAISED_PER_KEY {
+                times.remove(0);
+            }
         }
     }
 
     /// One alert per dedup key per cooldown: later findings in the same
     /// input join the pending alert; findings within the cooldown of an
     /// earlier alert (either side, in event time) are suppressed.
-    fn raise(&mut self, pending: &mut Pending, t: EpochSeconds, event_ids: &[String], alert: Alert) {
+    /// `cooldown_seconds` is the alerts' cooldown, or a detector's own repeat span.
+    fn raise(
+        &mut self,
+        pending: &mut Pending,
+        t: EpochSeconds,
+        event_ids: &[String],
+        alert: Alert,
+        cooldown_seconds: u64,
+    ) {
         let key = alert.dedup_key.clone();
-        let cooldown = secs(self.config.alerts.cooldown_seconds);
+        let cooldown = secs(cooldown_seconds);
         if let Some(&(index, raised_at)) = pending.by_key.get(&key) {
             if t.abs_diff(raised_at) < cooldown.unsigned_abs() {
                 let alert = &mut pending.alerts[index];
@@ -165,6 +214,9 @@ impl Engine {
         self.state.repeated_failures.prune(&config.repeated_failures, watermark);
         self.state.unexpected_source_ip.prune(&config.unexpected_source_ip, watermark);
         self.state.long_session.prune(&config.long_session, watermark);
+        self.state.organization.prune(watermark);
+        self.state.role_enumeration.prune(&config.role_enumeration, watermark);
+        self.state.outside_organization.prune(&config.outside_organization, watermark);
         self.state.raised.retain(|_, times| {
             times.retain(|t| *t >= watermark - LONG_MEMORY_SECONDS);
             !times.is_empty()
@@ -484,6 +536,11 @@ mod tests {
         state.unexpected_source_ip.swept_at = None;
         state.repeated_failures.pruning.swept_at = None;
         state.long_session.pruning.swept_at = None;
+        state.organization.accounts_pruning.swept_at = None;
+        state.organization.shared_pruning.swept_at = None;
+        state.role_enumeration.guesses_pruning.swept_at = None;
+        state.role_enumeration.grants_pruning.swept_at = None;
+        state.outside_organization.pruning.swept_at = None;
         state.inputs_pruning.swept_at = None;
     }
 
@@ -544,6 +601,9 @@ mod tests {
                 state.unexpected_source_ip.prune(&config.unexpected_source_ip, watermark);
                 state.repeated_failures.prune(&config.repeated_failures, watermark);
                 state.long_session.prune(&config.long_session, watermark);
+                state.organization.prune(watermark);
+                state.role_enumeration.prune(&config.role_enumeration, watermark);
+                state.outside_organization.prune(&config.outside_organization, watermark);
                 let horizon = state.inputs_pruning.horizon.unwrap_or_default();
                 state.inputs_pruning.prune(&mut state.inputs, horizon);
             }

@@ -1,8 +1,13 @@
 //! The detectors: one file each, with its own state. Each reads only event
 //! time, so files that arrive late or out of order land where they belong.
 
+pub mod external_id_missing;
 pub mod long_session;
+pub mod mfa_missing;
+pub mod organization;
+pub mod outside_organization;
 pub mod repeated_failures;
+pub mod role_enumeration;
 pub mod source_ip;
 
 use crate::cloudtrail::EpochSeconds;
@@ -33,6 +38,34 @@ pub(crate) fn short_name(arn: &str) -> &str {
     arn.rsplit(['/', ':']).find(|s| !s.is_empty()).unwrap_or(arn)
 }
 
+/// Whether `text` matches `pattern`, where `*` is any run of characters
+/// (none included) and everything else matches itself.
+pub(crate) fn matches_pattern(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// Roles only AWS services can assume (`role/aws-service-role/...`), and
+/// calls AWS makes itself (`AWS Internal`): no outside party is let in.
+pub(crate) fn is_aws_own(event: &crate::cloudtrail::AssumeRoleEvent) -> bool {
+    event.role_arn.as_deref().is_some_and(|r| r.contains(":role/aws-service-role/"))
+        || event.source == crate::cloudtrail::SourceAddress::AwsInternal
+}
+
 /// Event builders shared by the detector tests.
 #[cfg(test)]
 pub(crate) mod tests {
@@ -45,6 +78,10 @@ pub(crate) mod tests {
             event_name: "AssumeRole".to_owned(),
             principal: principal.to_owned(),
             identity_type: "IAMUser".to_owned(),
+            caller_account: crate::cloudtrail::account_of_arn(principal).map(str::to_owned),
+            session_issuer_arn: None,
+            shared_event_id: None,
+            serial_number_given: false,
             role_arn: Some("arn:aws:iam::111122223333:role/app".to_owned()),
             denied_role_arn: None,
             role_session_name: Some("s".to_owned()),
@@ -60,8 +97,31 @@ pub(crate) mod tests {
         }
     }
 
+    /// A successful AssumeRole of `role` (a full ARN) by `principal`, logged in the caller's account.
+    pub fn assume(principal: &str, role: &str, id: &str, time: i64) -> AssumeRoleEvent {
+        let caller = crate::cloudtrail::account_of_arn(principal).map(str::to_owned);
+        AssumeRoleEvent {
+            role_arn: Some(role.to_owned()),
+            account_id: crate::cloudtrail::account_of_arn(role).unwrap_or("111122223333").to_owned(),
+            recipient_account_id: caller.clone(),
+            caller_account: caller,
+            ..success(principal, id, time)
+        }
+    }
+
     pub fn failure(principal: &str, id: &str, time: i64) -> AssumeRoleEvent {
         AssumeRoleEvent { error_code: Some("AccessDenied".to_owned()), ..success(principal, id, time) }
+    }
+
+    #[test]
+    fn patterns_match_runs_of_characters() {
+        use super::matches_pattern as m;
+        assert!(m("arn:aws:iam::*:role/admin-*", "arn:aws:iam::111122223333:role/admin-prod"));
+        assert!(!m("arn:aws:iam::*:role/admin-*", "arn:aws:iam::111122223333:role/readonly"));
+        assert!(m("*", ""));
+        assert!(m("a*b*c", "abc") && m("a*b*c", "aXbYc") && !m("a*b*c", "acb"));
+        assert!(m("exact", "exact") && !m("exact", "exactly"));
+        assert!(!m("ab*ba", "aba"), "the prefix and suffix may not overlap");
     }
 
     pub fn from_ip(principal: &str, id: &str, time: i64, ip: &str) -> AssumeRoleEvent {

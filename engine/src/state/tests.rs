@@ -116,10 +116,12 @@ fn histories_and_inputs_untouched_by_an_input_are_saved_as_they_were_read() {
     let lines = |bytes: &[u8]| String::from_utf8_lossy(bytes).lines().map(str::to_owned).collect::<Vec<_>>();
     let (before, after) = (lines(&saved), lines(&again));
     let changed: Vec<_> = after.iter().filter(|line| !before.contains(line)).collect();
-    // The first line (watermark), u7's failures, the new input, and the closing checksum.
-    assert_eq!(changed.len(), 4, "{changed:#?}");
+    // The first line (watermark), u7's failures (as repeated failures and
+    // as guessed roles), the new input, and the closing checksum.
+    assert_eq!(changed.len(), 5, "{changed:#?}");
     assert!(changed[1].starts_with("\"arn:aws:iam::111122223333:user/u7\"\t"), "{changed:#?}");
-    assert!(changed[2].starts_with("\"g\"\t"), "{changed:#?}");
+    assert!(changed[2].starts_with("\"arn:aws:iam::111122223333:user/u7\"\t"), "{changed:#?}");
+    assert!(changed[3].starts_with("\"g\"\t"), "{changed:#?}");
     assert_eq!(State::from_bytes(again).unwrap(), state);
 }
 
