@@ -322,7 +322,9 @@ impl Config {
         Some(match (section, key) {
             ("repeated_failures", "threshold") => &mut self.repeated_failures.threshold,
             ("repeated_failures", "window_seconds") => &mut self.repeated_failures.window_seconds,
-            ("unexpected_source_ip", "learning_period_seconds") => &mut self.unexpected_source_ip.learning_period_seconds,
+            ("unexpected_source_ip", "learning_period_seconds") => {
+                &mut self.unexpected_source_ip.learning_period_seconds
+            }
             ("unexpected_source_ip", "roaming_networks") => &mut self.unexpected_source_ip.roaming_networks,
             ("unexpected_source_ip", "network_memory_seconds") => &mut self.unexpected_source_ip.network_memory_seconds,
             ("long_session", "max_duration_seconds") => &mut self.long_session.max_duration_seconds,
@@ -333,7 +335,9 @@ impl Config {
             ("role_enumeration", "window_seconds") => &mut self.role_enumeration.window_seconds,
             ("role_enumeration", "memory_seconds") => &mut self.role_enumeration.memory_seconds,
             ("external_id", "repeat_seconds") => &mut self.external_id.repeat_seconds,
-            ("outside_organization", "learning_period_seconds") => &mut self.outside_organization.learning_period_seconds,
+            ("outside_organization", "learning_period_seconds") => {
+                &mut self.outside_organization.learning_period_seconds
+            }
             ("outside_organization", "memory_seconds") => &mut self.outside_organization.memory_seconds,
             ("input", "max_record_bytes") => &mut self.input.max_record_bytes,
             ("input", "max_decompressed_bytes") => &mut self.input.max_decompressed_bytes,
@@ -376,9 +380,10 @@ impl Config {
                 });
             }
         }
-        for (key, patterns) in
-            [("mfa_required.roles", &self.mfa_required.roles), ("mfa_required.federated_roles", &self.mfa_required.federated_roles)]
-        {
+        for (key, patterns) in [
+            ("mfa_required.roles", &self.mfa_required.roles),
+            ("mfa_required.federated_roles", &self.mfa_required.federated_roles),
+        ] {
             if let Some(bad) = patterns.iter().find(|p| !is_role_pattern(p)) {
                 return Err(ConfigError::Value {
                     key: key.to_owned(),
@@ -507,6 +512,33 @@ mod tests {
     }
 
     #[test]
+    fn the_organisation_and_its_detectors_have_the_contract_s_defaults_and_checks() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!((c.organization.account_ids.len(), c.organization.discovery_seconds), (0, 3600));
+        let e = &c.role_enumeration;
+        assert_eq!((e.distinct_roles, e.window_seconds, e.memory_seconds), (5, 600, 7_776_000));
+        assert_eq!(c.external_id.repeat_seconds, 2_592_000);
+        assert!(c.mfa_required.roles.is_empty());
+        assert_eq!(c.mfa_required.federated_roles, ["arn:aws:iam::*:role/aws-reserved/sso.amazonaws.com/*"]);
+        let o = &c.outside_organization;
+        assert_eq!((o.trusted_accounts.len(), o.learning_period_seconds, o.memory_seconds), (0, 604_800, 7_776_000));
+        for (text, key, value) in [
+            ("[organization]\naccount_ids = [\"12345\"]\n", "organization.account_ids", "12345"),
+            ("[outside_organization]\ntrusted_accounts = [\"x99999999999\"]\n", "trusted_accounts", "x99999999999"),
+            ("[role_enumeration]\ndistinct_roles = 0\n", "role_enumeration.distinct_roles", "0"),
+            ("[mfa_required]\nroles = [\"admin\"]\n", "mfa_required.roles", "admin"),
+            ("[external_id]\nrepeat_seconds = 0\n", "external_id.repeat_seconds", "0"),
+            ("[outside_organization]\nlearning_period_seconds = -1\n", "learning_period_seconds", "-1"),
+            ("[mfa_required]\nrole = []\n", "role", ""),
+        ] {
+            let err = Config::from_toml_str(text).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(value), "{text}: {err}");
+        }
+        let ok = "[mfa_required]\nroles = [\"arn:aws:iam::*:role/admin-*\", \"arn:aws:iam::111122223333:role/break-glass\"]\n";
+        assert_eq!(Config::from_toml_str(ok).unwrap().mfa_required.roles.len(), 2);
+    }
+
+    #[test]
     fn environment_variables_cover_every_key() {
         let env = |name: &str| match name {
             "ROLEWATCH_REPEATED_FAILURES_THRESHOLD" => Some("3".to_owned()),
@@ -514,6 +546,9 @@ mod tests {
             "ROLEWATCH_LONG_SESSION_HABITUAL_SECONDS" => Some("0".to_owned()),
             "ROLEWATCH_ALERTS_COOLDOWN_SECONDS" => Some("60".to_owned()),
             "ROLEWATCH_INPUT_MAX_RECORD_BYTES" => Some("1000".to_owned()),
+            "ROLEWATCH_ORGANIZATION_ACCOUNT_IDS" => Some("111111111111,222222222222".to_owned()),
+            "ROLEWATCH_MFA_REQUIRED_FEDERATED_ROLES" => Some("".to_owned()),
+            "ROLEWATCH_EXTERNAL_ID_REPEAT_SECONDS" => Some("86400".to_owned()),
             _ => None,
         };
         let c = Config::from_env_lookup(env).unwrap();
@@ -522,6 +557,17 @@ mod tests {
         assert_eq!(c.long_session.habitual_seconds, 0);
         assert_eq!(c.alerts.cooldown_seconds, 60);
         assert_eq!(c.input.max_record_bytes, 1000);
+        assert_eq!(c.organization.account_ids, ["111111111111", "222222222222"]);
+        assert!(c.mfa_required.federated_roles.is_empty(), "an empty list is a list");
+        assert_eq!(c.external_id.repeat_seconds, 86_400);
+        let err = Config::from_env_lookup(|n| {
+            (n == "ROLEWATCH_OUTSIDE_ORGANIZATION_TRUSTED_ACCOUNTS").then(|| "111111111111,nope".to_owned())
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("ROLEWATCH_OUTSIDE_ORGANIZATION_TRUSTED_ACCOUNTS")
+                && err.to_string().contains("nope")
+        );
         let err =
             Config::from_env_lookup(|n| (n == "ROLEWATCH_REPEATED_FAILURES_WINDOW_SECONDS").then(|| "ten".to_owned()))
                 .unwrap_err();

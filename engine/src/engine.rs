@@ -109,12 +109,22 @@ impl Engine {
         let failures = state.repeated_failures.observe(&config.repeated_failures, event);
         let mut silenced = None;
         if let Some(burst) = enumeration {
-            found.push((role_enumeration::alert(&config.role_enumeration, event, &burst), t, burst.event_ids, cooldown));
+            found.push((
+                role_enumeration::alert(&config.role_enumeration, event, &burst),
+                t,
+                burst.event_ids,
+                cooldown,
+            ));
             // One incident, one page: the guesses are failures too, and
             // repeated_failures stays quiet for this principal for the cooldown.
             silenced = Some(crate::alert::dedup_key(repeated_failures::DETECTOR, &[&event.principal]));
         } else if let Some(burst) = failures {
-            found.push((repeated_failures::alert(&config.repeated_failures, event, &burst), t, burst.event_ids, cooldown));
+            found.push((
+                repeated_failures::alert(&config.repeated_failures, event, &burst),
+                t,
+                burst.event_ids,
+                cooldown,
+            ));
         }
         for finding in state.unexpected_source_ip.observe(&config.unexpected_source_ip, &self.allowed, event) {
             let alert = source_ip::alert(

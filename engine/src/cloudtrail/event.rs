@@ -316,9 +316,7 @@ fn build_event(raw: RawRecord<'_>, json: &[u8]) -> Result<AssumeRoleEvent, Event
         user_agent: raw.user_agent.as_deref().map(str::to_owned),
         duration_seconds,
         external_id_given: request.is_some_and(|r| r.external_id),
-        mfa_authenticated: session_context
-            .and_then(|c| c.attributes.as_ref())
-            .and_then(|a| a.mfa_authenticated),
+        mfa_authenticated: session_context.and_then(|c| c.attributes.as_ref()).and_then(|a| a.mfa_authenticated),
         error_code: raw.error_code.as_deref().map(str::to_owned),
         account_id,
         recipient_account_id: recipient,
@@ -484,6 +482,85 @@ mod tests {
         assert_eq!(e.denied_role_arn.as_deref(), Some("arn:aws:iam::999988887777:role/target"));
         assert_eq!(e.account_id, "123837392027", "recipientAccountId when there is no roleArn");
         assert!(!e.succeeded());
+    }
+
+    #[test]
+    fn a_role_owner_s_copy_names_the_caller_account_and_the_shared_event() {
+        // The shape of the owner's copy in aws-samples/security-analytics-immersion-day.
+        let e = event(
+            r#"{"eventVersion":"1.08","userIdentity":{"type":"AWSAccount","principalId":"AIDAI7NZET22FBMGKUWIU","accountId":"727820809195"},
+            "eventTime":"2022-11-17 22:10:30","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","awsRegion":"us-east-1",
+            "sourceIPAddress":"AWS Internal","requestParameters":{"roleArn":"arn:aws:iam::999999999999:role/partner",
+            "roleSessionName":"IsengardUser","durationSeconds":900,"externalId":"IsengardExternalIdUZH7R13XTckk"},
+            "eventID":"a12a83f5-5e36-4b21-866c-7a253d025b91","recipientAccountId":"999999999999",
+            "sharedEventID":"d2c572bf-817e-4cf4-add0-7abad5df00ee"}"#,
+        );
+        assert_eq!(e.identity_type, "AWSAccount");
+        assert_eq!(e.principal, "727820809195:AIDAI7NZET22FBMGKUWIU");
+        assert_eq!(e.caller_account.as_deref(), Some("727820809195"));
+        assert_eq!(e.shared_event_id.as_deref(), Some("d2c572bf-817e-4cf4-add0-7abad5df00ee"));
+        assert_eq!(e.session_issuer_arn, None);
+        assert!(e.external_id_given && !e.serial_number_given);
+        assert!(!format!("{e:?}").contains("IsengardExternalId"), "only the presence is kept");
+    }
+
+    #[test]
+    fn a_session_names_its_issuer_and_mfa_and_a_request_its_serial_number() {
+        let e = event(
+            r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2026-10-05T10:00:00Z","eventID":"e",
+            "userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLE:alice","arn":"arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Admin_0123/alice",
+            "accountId":"111111111111","sessionContext":{"sessionIssuer":{"type":"Role","principalId":"AROAEXAMPLE",
+            "arn":"arn:aws:iam::111111111111:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Admin_0123","accountId":"111111111111","userName":"AWSReservedSSO_Admin_0123"},
+            "webIdFederationData":{},"attributes":{"creationDate":"2026-10-05T09:00:00Z","mfaAuthenticated":"false"}}},
+            "requestParameters":{"roleArn":"arn:aws:iam::222222222222:role/admin","roleSessionName":"alice","serialNumber":"arn:aws:iam::111111111111:mfa/alice","tokenCode":"123456"},
+            "recipientAccountId":"111111111111","sharedEventID":"s"}"#,
+        );
+        assert_eq!(
+            e.session_issuer_arn.as_deref(),
+            Some("arn:aws:iam::111111111111:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Admin_0123")
+        );
+        assert_eq!(e.mfa_authenticated, Some(false));
+        assert!(e.serial_number_given);
+        assert_eq!(e.caller_account.as_deref(), Some("111111111111"));
+    }
+
+    #[test]
+    fn federated_callers_and_services_have_no_caller_account() {
+        let saml = event(
+            r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRoleWithSAML","eventTime":"2026-07-01T00:08:20Z",
+            "userIdentity":{"type":"SAMLUser","principalId":"x:alice","userName":"alice","identityProvider":"x"},
+            "requestParameters":{"roleArn":"arn:aws:iam::950363612855:role/r","principalArn":"arn:aws:iam::950363612855:saml-provider/p"},
+            "recipientAccountId":"950363612855"}"#,
+        );
+        assert_eq!(saml.caller_account, None);
+        let service = event(
+            r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2018-11-28T22:31:59Z",
+            "userIdentity":{"type":"AWSService","invokedBy":"ecs-tasks.amazonaws.com"},"sourceIPAddress":"ecs-tasks.amazonaws.com",
+            "requestParameters":{"roleArn":"arn:aws:iam::653711331788:role/level3"},"recipientAccountId":"653711331788",
+            "sharedEventID":"1d18bf74-8392-4496-9dc4-a45cb799b8b4"}"#,
+        );
+        assert_eq!(service.caller_account, None);
+        let by_arn = event(
+            r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2018-11-28T22:31:59Z",
+            "userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/u"},"requestParameters":null}"#,
+        );
+        assert_eq!(by_arn.caller_account.as_deref(), Some("123456789012"), "the account in the ARN");
+    }
+
+    #[test]
+    fn the_denied_role_is_the_token_after_on_resource() {
+        let role = |m: &str| role_arn_in_message(m);
+        assert_eq!(
+            role("User: arn:aws:sts::111111111111:assumed-role/ci/run-7 is not authorized to perform: sts:AssumeRole on resource: arn:aws-us-gov:iam::222222222222:role/path/deploy").as_deref(),
+            Some("arn:aws-us-gov:iam::222222222222:role/path/deploy")
+        );
+        assert_eq!(
+            role("User: arn:aws:iam::1:user/x is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::222222222222:role/r because no identity-based policy allows it").as_deref(),
+            Some("arn:aws:iam::222222222222:role/r")
+        );
+        assert_eq!(role("arn:aws:iam::222222222222:role/r is mentioned but not as the resource"), None);
+        assert_eq!(role("... on resource: arn:aws:iam::222222222222:user/bob"), None, "not a role");
+        assert_eq!(role("... on resource: *"), None);
     }
 
     #[test]

@@ -97,18 +97,6 @@ pub(crate) mod tests {
         }
     }
 
-    /// A successful AssumeRole of `role` (a full ARN) by `principal`, logged in the caller's account.
-    pub fn assume(principal: &str, role: &str, id: &str, time: i64) -> AssumeRoleEvent {
-        let caller = crate::cloudtrail::account_of_arn(principal).map(str::to_owned);
-        AssumeRoleEvent {
-            role_arn: Some(role.to_owned()),
-            account_id: crate::cloudtrail::account_of_arn(role).unwrap_or("111122223333").to_owned(),
-            recipient_account_id: caller.clone(),
-            caller_account: caller,
-            ..success(principal, id, time)
-        }
-    }
-
     pub fn failure(principal: &str, id: &str, time: i64) -> AssumeRoleEvent {
         AssumeRoleEvent { error_code: Some("AccessDenied".to_owned()), ..success(principal, id, time) }
     }

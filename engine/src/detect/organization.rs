@@ -112,14 +112,15 @@ impl OrganizationState {
         // Only calls that cross accounts have a twin; same-account calls
         // (most of them AWS services) would fill the state for nothing.
         let role_account = event.role_arn.as_deref().and_then(account_of_arn);
-        let crosses = owners_copy
-            || matches!((event.caller_account.as_deref(), role_account), (Some(c), Some(r)) if c != r);
+        let crosses =
+            owners_copy || matches!((event.caller_account.as_deref(), role_account), (Some(c), Some(r)) if c != r);
         if !crosses {
             return true;
         }
         let used = self.shared_events.get(shared).map(|used| *used);
-        if used.is_some_and(|used| self.shared_pruning.keeps(&used) && within(used, event.event_time, SHARED_EVENT_SECONDS))
-        {
+        if used.is_some_and(|used| {
+            self.shared_pruning.keeps(&used) && within(used, event.event_time, SHARED_EVENT_SECONDS)
+        }) {
             return false;
         }
         self.shared_events.insert(shared, event.event_time);

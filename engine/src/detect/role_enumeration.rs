@@ -200,3 +200,47 @@ pub fn alert(config: &RoleEnumerationConfig, event: &AssumeRoleEvent, burst: &En
     }
     alert
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::tests::failure;
+
+    fn guess(id: &str, t: i64, role: &str) -> AssumeRoleEvent {
+        AssumeRoleEvent {
+            role_arn: Some(format!("arn:aws:iam::222222222222:role/{role}")),
+            ..failure("mallory", id, t)
+        }
+    }
+
+    #[test]
+    fn distinct_roles_within_the_window_make_a_burst_and_repeats_do_not() {
+        let c = RoleEnumerationConfig { distinct_roles: 3, ..RoleEnumerationConfig::default() };
+        let mut s = RoleEnumerationState::default();
+        assert_eq!(s.observe(&c, &guess("1", 0, "a")), None);
+        assert_eq!(s.observe(&c, &guess("2", 10, "a")), None, "the same role twice is one guess");
+        assert_eq!(s.observe(&c, &guess("3", 20, "b")), None);
+        let burst = s.observe(&c, &guess("4", 600, "c")).expect("a, b and c within 600 s");
+        assert_eq!(burst.roles.len(), 3);
+        assert_eq!(burst.event_ids, ["1", "2", "3", "4"]);
+        let mut s = RoleEnumerationState::default();
+        s.observe(&c, &guess("1", 0, "a"));
+        s.observe(&c, &guess("2", 300, "b"));
+        assert_eq!(s.observe(&c, &guess("3", 601, "c")), None, "a is 601 s before c");
+        assert!(s.observe(&c, &guess("4", 200, "d")).is_some(), "a late guess lands in its window");
+    }
+
+    #[test]
+    fn a_role_granted_to_a_session_of_the_same_role_is_not_a_guess() {
+        let c = RoleEnumerationConfig { distinct_roles: 1, ..RoleEnumerationConfig::default() };
+        let mut s = RoleEnumerationState::default();
+        let issuer = Some("arn:aws:iam::111122223333:role/ci".to_owned());
+        let mut granted = guess("ok", 0, "deploy");
+        (granted.error_code, granted.principal, granted.session_issuer_arn) = (None, "run-1".into(), issuer.clone());
+        s.observe(&c, &granted);
+        let mut again = guess("no", 100, "deploy");
+        (again.principal, again.session_issuer_arn) = ("run-2".into(), issuer);
+        assert_eq!(s.observe(&c, &again), None);
+        assert!(s.observe(&c, &guess("other", 100, "deploy")).is_some(), "another principal's grant does not count");
+    }
+}

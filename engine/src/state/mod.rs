@@ -54,8 +54,8 @@ use crate::cloudtrail::EpochSeconds;
 use crate::detect::long_session::LongSessionState;
 use crate::detect::organization::OrganizationState;
 use crate::detect::outside_organization::OutsideOrganizationState;
-use crate::detect::role_enumeration::RoleEnumerationState;
 use crate::detect::repeated_failures::FailureState;
+use crate::detect::role_enumeration::RoleEnumerationState;
 use crate::detect::source_ip::SourceIpState;
 use crate::storage::{HorizonPruning, LazyMap};
 
