@@ -69,6 +69,12 @@ pub struct Enumeration {
 impl RoleEnumerationState {
     /// Learns a grant, or records a guess and returns the burst it completes.
     pub fn observe(&mut self, config: &RoleEnumerationConfig, event: &AssumeRoleEvent) -> Option<Enumeration> {
+        // An AWS service failing on roles is misconfiguration, not guessing
+        // (repeated_failures still counts it), and services' grants would
+        // fill the state for nothing.
+        if event.identity_type == "AWSService" {
+            return None;
+        }
         let t = event.event_time;
         if event.succeeded() {
             self.learn_grant(event);
