@@ -37,11 +37,18 @@ pub struct Engine {
     config: Config,
     allowed: Vec<IpNet>,
     state: State,
+    /// Accounts whose logs other engines read (see [`Engine::note_accounts_read`]).
+    read_elsewhere: Vec<String>,
 }
 
 impl Engine {
     pub fn new(config: &Config, state: State) -> Engine {
-        Engine { config: config.clone(), allowed: config.unexpected_source_ip.allowed_networks(), state }
+        Engine {
+            config: config.clone(),
+            allowed: config.unexpected_source_ip.allowed_networks(),
+            state,
+            read_elsewhere: Vec::new(),
+        }
     }
 
     pub fn state(&self) -> &State {
@@ -84,6 +91,10 @@ impl Engine {
         ordered.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
         let mut pending = Pending::default();
         self.state.organization.note_read(events);
+        if let Some(newest) = events.iter().map(|e| e.event_time).max() {
+            let elsewhere: Vec<&str> = self.read_elsewhere.iter().map(String::as_str).collect();
+            self.state.organization.note_accounts(&elsewhere, newest);
+        }
         for event in ordered {
             // One call logged in two accounts is counted once.
             if self.state.organization.counts(event) {
@@ -274,6 +285,16 @@ impl Engine {
         let at = self.state.watermark.unwrap_or(0);
         self.state.raised.insert(alert.dedup_key.clone(), vec![at]);
         Some(alert)
+    }
+
+    /// Counts `accounts` as accounts whose logs rolewatch reads, though this
+    /// engine does not: the Lambda keeps one state per account, so the
+    /// accounts that have a state object are read by the others. Without
+    /// it, each account's engine knows only its own logs (see "Inside and
+    /// outside the organisation" in docs/detectors.md).
+    /// Noted with the event time of the role assumptions next applied.
+    pub fn note_accounts_read(&mut self, accounts: &[&str]) {
+        self.read_elsewhere.extend(accounts.iter().map(|a| (*a).to_owned()));
     }
 
     /// Principals currently roaming (newest event time), for the run summary.

@@ -82,13 +82,21 @@ impl OrganizationState {
             self.start = events.iter().map(|e| e.event_time).min();
         }
         for event in events {
-            let Some(account) = event.recipient_account_id.as_deref() else { continue };
-            let t = event.event_time;
-            // Rewritten at most daily: a busy account's line stays unchanged between saves.
+            if let Some(account) = event.recipient_account_id.as_deref() {
+                // Rewritten at most daily: a busy account's line stays unchanged between saves.
+                self.note_accounts(&[account], event.event_time);
+            }
+        }
+    }
+
+    /// Notes accounts whose logs are read by another engine (the Lambda
+    /// keeps one state per account), as of `at`.
+    pub fn note_accounts(&mut self, accounts: &[&str], at: EpochSeconds) {
+        for account in accounts {
             let known = self.accounts.get(account).map(|seen| *seen);
-            if known.is_none_or(|seen| t - seen >= SWEEP_INTERVAL_SECONDS || !self.accounts_pruning.keeps(&seen)) {
+            if known.is_none_or(|seen| at - seen >= SWEEP_INTERVAL_SECONDS || !self.accounts_pruning.keeps(&seen)) {
                 let seen = self.accounts_pruning.entry(&mut self.accounts, account);
-                *seen = (*seen).max(t);
+                *seen = (*seen).max(at);
             }
         }
     }

@@ -403,3 +403,18 @@ fn every_summary_ends_with_the_first_thing_to_check() {
         assert!(alert.summary.contains("First check") || alert.summary.contains("First inspect"), "{}", alert.summary);
     }
 }
+
+#[test]
+fn accounts_read_by_another_engine_make_the_owner_s_copy_redundant() {
+    // The Lambda's engine for the role owner's account, told that the
+    // caller's account has a state of its own (its logs are read there).
+    let mut config = Config::default();
+    config.long_session.habitual_seconds = 0;
+    let mut call = Call::new("long", T0, ENGINEER, DEPLOY);
+    call.duration = Some(43_200);
+    let mut owner = Engine::new(&config, State::default());
+    owner.note_accounts_read(&["111111111111"]);
+    assert!(read(&mut owner, "owner", &file(&[call.owner_copy()])).is_empty(), "the caller's engine counts it");
+    let mut caller = Engine::new(&config, State::default());
+    assert_eq!(detectors(&read(&mut caller, "caller", &file(&[call.caller_copy()]))), ["long_session"]);
+}
