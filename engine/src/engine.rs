@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use crate::alert::Alert;
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::Config;
+use crate::detect::organization::Counted;
 use crate::detect::{
     external_id_missing, long_session, mfa_missing, outside_organization, repeated_failures, role_enumeration, secs,
     source_ip, LONG_MEMORY_SECONDS,
@@ -97,8 +98,10 @@ impl Engine {
         }
         for event in ordered {
             // One call logged in two accounts is counted once.
-            if self.state.organization.counts(event) {
-                self.observe(event, &mut pending);
+            match self.state.organization.counts(event) {
+                Counted::Everywhere => self.observe(event, &mut pending),
+                Counted::CallerSessionOnly => self.observe_session(event, &mut pending),
+                Counted::Nowhere => {}
             }
         }
         if let Some(newest) = events.iter().map(|e| e.event_time).max() {
@@ -166,6 +169,24 @@ impl Engine {
         }
         for (alert, time, event_ids, cooldown) in found {
             self.raise(pending, time, &event_ids, alert, cooldown);
+        }
+    }
+
+    /// The caller's copy of a call already counted from the role owner's
+    /// copy: only the detectors that judge what the owner's copy cannot
+    /// show (the caller's session) see it, each of them once.
+    fn observe_session(&mut self, event: &AssumeRoleEvent, pending: &mut Pending) {
+        // Learns the grant of the caller's session; owner's copies teach none.
+        let _ = self.state.role_enumeration.observe(&self.config.role_enumeration, event);
+        if mfa_missing::observe(&self.config.mfa_required, event) {
+            let alert = mfa_missing::alert(event);
+            self.raise(
+                pending,
+                event.event_time,
+                &[event.event_id.clone()],
+                alert,
+                self.config.alerts.cooldown_seconds,
+            );
         }
     }
 

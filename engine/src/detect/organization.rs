@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{secs, within, LATE_HISTORY_SECONDS, LONG_MEMORY_SECONDS};
 use crate::cloudtrail::{account_of_arn, AssumeRoleEvent, EpochSeconds};
 use crate::config::OrganizationConfig;
-use crate::storage::{HorizonPruning, LazyMap, SWEEP_INTERVAL_SECONDS};
+use crate::storage::{Expiring, HorizonPruning, LazyMap, SWEEP_INTERVAL_SECONDS};
 
 /// A later copy of a call is skipped when its `sharedEventID` was used
 /// this close in event time (both copies carry the same event time).
@@ -36,11 +36,38 @@ pub struct OrganizationState {
     #[serde(default)]
     pub accounts_pruning: HorizonPruning,
     /// `sharedEventID`s of cross-account calls used, with their event
-    /// time. Saved on lines of their own.
+    /// time and which copy was used. Saved on lines of their own.
     #[serde(default, skip_serializing)]
-    pub shared_events: LazyMap<EpochSeconds>,
+    pub shared_events: LazyMap<UsedCall>,
     #[serde(default)]
     pub shared_pruning: HorizonPruning,
+}
+
+/// A cross-account call counted: `[event time, whether the role owner's copy was used]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsedCall(pub EpochSeconds, pub bool);
+
+impl Expiring for UsedCall {
+    fn keep_from(&mut self, horizon: EpochSeconds) -> bool {
+        self.0 >= horizon
+    }
+
+    fn due(&self) -> EpochSeconds {
+        self.0.saturating_add(1)
+    }
+}
+
+/// Which detectors a copy of a call goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Every detector: the first copy used.
+    Everywhere,
+    /// None: the call was counted from another copy.
+    Nowhere,
+    /// The caller's copy of a call counted from the role owner's copy
+    /// (read first, before the caller's account's logs): only what the
+    /// owner's copy cannot show, the caller's session, is judged on it.
+    CallerSessionOnly,
 }
 
 /// What the detectors ask about the organisation.
@@ -101,21 +128,23 @@ impl OrganizationState {
         }
     }
 
-    /// Whether this copy of a call is the one counted: false for a role
-    /// owner's copy whose caller's logs are read, and for a copy of a call
-    /// already counted. Records the call when it is counted.
-    pub fn counts(&mut self, event: &AssumeRoleEvent) -> bool {
+    /// Which detectors count this copy of a call: none for a role owner's
+    /// copy whose caller's logs are read, nor for a copy of a call already
+    /// counted, except that a caller's copy after the owner's still shows
+    /// its session to the detectors that judge only that. Records the call
+    /// when it is counted.
+    pub fn counts(&mut self, event: &AssumeRoleEvent) -> Counted {
         let owners_copy = event.identity_type == "AWSAccount";
         if owners_copy {
             if let Some(caller) = event.caller_account.as_deref() {
                 let elsewhere = event.recipient_account_id.as_deref() != Some(caller);
                 if elsewhere && self.accounts_pruning.contains(&self.accounts, caller) {
-                    return false;
+                    return Counted::Nowhere;
                 }
             }
         }
         let Some(shared) = event.shared_event_id.as_deref() else {
-            return true;
+            return Counted::Everywhere;
         };
         // Only calls that cross accounts have a twin; same-account calls
         // (most of them AWS services) would fill the state for nothing.
@@ -123,16 +152,21 @@ impl OrganizationState {
         let crosses =
             owners_copy || matches!((event.caller_account.as_deref(), role_account), (Some(c), Some(r)) if c != r);
         if !crosses {
-            return true;
+            return Counted::Everywhere;
         }
         let used = self.shared_events.get(shared).map(|used| *used);
-        if used.is_some_and(|used| {
-            self.shared_pruning.keeps(&used) && within(used, event.event_time, SHARED_EVENT_SECONDS)
-        }) {
-            return false;
+        if let Some(used) = used
+            .filter(|used| self.shared_pruning.keeps(used) && within(used.0, event.event_time, SHARED_EVENT_SECONDS))
+        {
+            if used.1 && !owners_copy {
+                // Marked, so a third copy (a replay) is not judged again.
+                self.shared_events.insert(shared, UsedCall(used.0, false));
+                return Counted::CallerSessionOnly;
+            }
+            return Counted::Nowhere;
         }
-        self.shared_events.insert(shared, event.event_time);
-        true
+        self.shared_events.insert(shared, UsedCall(event.event_time, owners_copy));
+        Counted::Everywhere
     }
 
     pub fn prune(&mut self, watermark: EpochSeconds) {

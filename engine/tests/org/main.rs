@@ -418,3 +418,19 @@ fn accounts_read_by_another_engine_make_the_owner_s_copy_redundant() {
     let mut caller = Engine::new(&config, State::default());
     assert_eq!(detectors(&read(&mut caller, "caller", &file(&[call.caller_copy()]))), ["long_session"]);
 }
+
+#[test]
+fn the_caller_s_copy_read_after_the_owner_s_is_still_judged_for_mfa_once() {
+    // Path order over an organisation trail: the role's account sorts first,
+    // so its copy is read before any log of the caller's account.
+    let call = Call::new("nomfa", T0 + DAY, ENGINEER, ADMIN);
+    let mut config = mfa_config();
+    config.organization.account_ids = vec!["111111111111".to_owned(), "222222222222".to_owned()];
+    let mut engine = Engine::new(&config, State::default());
+    assert!(read(&mut engine, "222", &file(&[call.owner_copy()])).is_empty(), "the owner's copy shows no session");
+    let alerts = read(&mut engine, "111", &file(&[call.caller_copy()]));
+    assert_eq!(detectors(&alerts), ["mfa_missing"], "{alerts:#?}");
+    assert_eq!(alerts[0].principal, "arn:aws:iam::111111111111:user/engineer");
+    // The same copy again (a replay under another name) raises nothing.
+    assert!(read(&mut engine, "111-again", &file(&[call.caller_copy()])).is_empty());
+}
