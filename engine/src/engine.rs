@@ -11,6 +11,7 @@ use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::Config;
 use crate::detect::{long_session, repeated_failures, secs, source_ip, LONG_MEMORY_SECONDS};
 use crate::state::State;
+use crate::suppress::Suppressions;
 
 /// Processed inputs are remembered this long behind the newest event.
 const INPUT_MEMORY_SECONDS: i64 = 3 * 86_400;
@@ -34,11 +35,18 @@ pub struct Engine {
     config: Config,
     allowed: Vec<IpNet>,
     state: State,
+    /// `[[suppress]]` rules and what they held back in this engine's life.
+    suppressions: Suppressions,
 }
 
 impl Engine {
     pub fn new(config: &Config, state: State) -> Engine {
-        Engine { config: config.clone(), allowed: config.unexpected_source_ip.allowed_networks(), state }
+        Engine {
+            config: config.clone(),
+            allowed: config.unexpected_source_ip.allowed_networks(),
+            state,
+            suppressions: Suppressions::new(&config.suppress),
+        }
     }
 
     pub fn state(&self) -> &State {
@@ -47,6 +55,11 @@ impl Engine {
 
     pub fn into_state(self) -> State {
         self.state
+    }
+
+    /// The alerts each `[[suppress]]` rule held back so far.
+    pub fn suppressions(&self) -> &Suppressions {
+        &self.suppressions
     }
 
     pub fn is_processed(&self, input_id: &str) -> bool {
@@ -87,7 +100,8 @@ impl Engine {
             self.state.watermark = Some(self.state.watermark.map_or(newest, |w| w.max(newest)));
         }
         self.prune();
-        pending.alerts
+        // Suppressed alerts were raised (their cooldown runs) but are not published.
+        self.suppressions.filter(pending.alerts)
     }
 
     fn observe(&mut self, event: &AssumeRoleEvent, pending: &mut Pending) {
