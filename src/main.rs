@@ -132,6 +132,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 summary.failed += 1;
             }
             eprintln!("rolewatch: {}", summary.line());
+            for line in summary.rule_lines() {
+                eprintln!("rolewatch: {line}");
+            }
             Ok(if summary.failed > 0 { ExitCode::from(EXIT_INPUT_FAILED) } else { ExitCode::SUCCESS })
         }
     }

@@ -22,6 +22,10 @@ pub struct ReplaySummary {
     pub records: u64,
     pub role_assumptions: u64,
     pub alerts: u64,
+    /// Alerts `[[suppress]]` rules held back (not in `alerts`).
+    pub suppressed: u64,
+    /// Per rule, in the order written: its reason and the alerts it held back.
+    pub suppressed_by_rule: Vec<(String, u64)>,
     /// Digests and non-log files passed over, and inputs already processed.
     pub skipped: u64,
     pub already_processed: u64,
@@ -38,12 +42,13 @@ impl ReplaySummary {
         let seconds = self.elapsed.as_secs_f64().max(1e-9);
         let mb = self.bytes as f64 / 1e6;
         format!(
-            "files: {}, records: {}, role assumptions: {}, alerts: {}, skipped: {} ({} already processed), failed: {}, bad records: {}, \
+            "files: {}, records: {}, role assumptions: {}, alerts: {}, suppressed: {}, skipped: {} ({} already processed), failed: {}, bad records: {}, \
              roaming principals: {}, throughput: {:.1} MB/s ({:.1} MB in {:.3} s, {:.0} records/s)",
             self.files,
             self.records,
             self.role_assumptions,
             self.alerts,
+            self.suppressed,
             self.skipped,
             self.already_processed,
             self.failed,
@@ -54,6 +59,16 @@ impl ReplaySummary {
             seconds,
             self.records as f64 / seconds,
         )
+    }
+
+    /// One line per `[[suppress]]` rule, numbered as the configuration
+    /// errors number them, so a team sees what each accepted pattern hid.
+    pub fn rule_lines(&self) -> Vec<String> {
+        self.suppressed_by_rule
+            .iter()
+            .enumerate()
+            .map(|(i, (reason, n))| format!("[[suppress]] rule {} ({reason:?}): {n} alerts suppressed", i + 1))
+            .collect()
     }
 }
 
@@ -199,6 +214,9 @@ pub fn replay_files(
         ingested.alerts.iter().for_each(&mut on_alert);
     }
     summary.roaming_principals = engine.roaming_principals();
+    summary.suppressed = engine.suppressions().total();
+    summary.suppressed_by_rule =
+        engine.suppressions().counts().map(|(rule, n)| (rolewatch::alert::clean_text(&rule.reason, 200), n)).collect();
     summary.elapsed = started.elapsed();
     summary
 }

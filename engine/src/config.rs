@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::cloudtrail::InputLimits;
+use crate::suppress::SuppressRule;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +23,10 @@ pub struct Config {
     pub mfa_required: MfaRequiredConfig,
     pub outside_organization: OutsideOrganizationConfig,
     pub input: InputConfig,
+    /// `[[suppress]]` rules, in the order written (last: TOML writes
+    /// arrays of tables after the plain ones).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suppress: Vec<SuppressRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,9 +250,15 @@ const KEYS: &[(&str, &str)] = &[
     ("input", "max_record_bytes"),
 ];
 
-/// Every detector and input variable name, `ROLEWATCH_<SECTION>_<KEY>`.
+/// The `[[suppress]]` rules for the Lambda: a JSON array of the same rules.
+pub const SUPPRESS_VAR: &str = "ROLEWATCH_SUPPRESS";
+
+/// Every detector and input variable name, `ROLEWATCH_<SECTION>_<KEY>`,
+/// and [`SUPPRESS_VAR`].
 pub fn env_var_names() -> Vec<String> {
-    KEYS.iter().map(|(section, key)| env_var_name(section, key)).collect()
+    let mut names: Vec<String> = KEYS.iter().map(|(section, key)| env_var_name(section, key)).collect();
+    names.push(SUPPRESS_VAR.to_owned());
+    names
 }
 
 /// The environment variable for a key: `ROLEWATCH_<SECTION>_<KEY>`.
@@ -294,8 +305,18 @@ impl Config {
                 *slot = number;
             }
         }
+        if let Some(json) = lookup(SUPPRESS_VAR).filter(|v| !v.trim().is_empty()) {
+            config.suppress = serde_json::from_str(&json).map_err(|e| ConfigError::Value {
+                key: SUPPRESS_VAR.to_owned(),
+                value: json.chars().take(200).collect(),
+                reason: format!("expected a JSON array of [[suppress]] rules: {e}"),
+            })?;
+        }
         config.validate().map_err(|e| match e {
             // Name the variable the operator set, not the TOML key.
+            ConfigError::Value { key, value, reason } if key.starts_with("suppress[") => {
+                ConfigError::Value { key: format!("{SUPPRESS_VAR}{}", &key["suppress".len()..]), value, reason }
+            }
             ConfigError::Value { key, value, reason } => {
                 let name = key.split_once('.').map_or(key.clone(), |(s, k)| env_var_name(s, k));
                 ConfigError::Value { key: name, value, reason }
@@ -423,6 +444,10 @@ impl Config {
                 });
             }
         }
+        // Numbered from 1, in the order written, as the run summary counts them.
+        for (i, rule) in self.suppress.iter().enumerate() {
+            rule.validate(&format!("suppress[{}]", i + 1))?;
+        }
         Ok(())
     }
 }
@@ -446,7 +471,7 @@ fn is_role_pattern(text: &str) -> bool {
 }
 
 /// A CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (a /32 or /128).
-fn parse_cidr(text: &str) -> Result<IpNet, String> {
+pub(crate) fn parse_cidr(text: &str) -> Result<IpNet, String> {
     let text = text.trim();
     if let Ok(net) = text.parse::<IpNet>() {
         return Ok(net.trunc());

@@ -15,6 +15,7 @@ use crate::detect::{
     source_ip, LONG_MEMORY_SECONDS,
 };
 use crate::state::State;
+use crate::suppress::Suppressions;
 
 /// Processed inputs are remembered this long behind the newest event.
 const INPUT_MEMORY_SECONDS: i64 = 3 * 86_400;
@@ -40,6 +41,8 @@ pub struct Engine {
     state: State,
     /// Accounts whose logs other engines read (see [`Engine::note_accounts_read`]).
     read_elsewhere: Vec<String>,
+    /// `[[suppress]]` rules and what they held back in this engine's life.
+    suppressions: Suppressions,
 }
 
 impl Engine {
@@ -49,6 +52,7 @@ impl Engine {
             allowed: config.unexpected_source_ip.allowed_networks(),
             state,
             read_elsewhere: Vec::new(),
+            suppressions: Suppressions::new(&config.suppress),
         }
     }
 
@@ -58,6 +62,11 @@ impl Engine {
 
     pub fn into_state(self) -> State {
         self.state
+    }
+
+    /// The alerts each `[[suppress]]` rule held back so far.
+    pub fn suppressions(&self) -> &Suppressions {
+        &self.suppressions
     }
 
     pub fn is_processed(&self, input_id: &str) -> bool {
@@ -108,7 +117,8 @@ impl Engine {
             self.state.watermark = Some(self.state.watermark.map_or(newest, |w| w.max(newest)));
         }
         self.prune();
-        pending.alerts
+        // Suppressed alerts were raised (their cooldown runs) but are not published.
+        self.suppressions.filter(pending.alerts)
     }
 
     fn observe(&mut self, event: &AssumeRoleEvent, pending: &mut Pending) {

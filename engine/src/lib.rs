@@ -23,6 +23,7 @@ pub mod engine;
 pub mod ingest;
 pub mod state;
 pub mod storage;
+pub mod suppress;
 
 pub use alert::{Alert, Severity};
 pub use config::Config;

@@ -5,3 +5,4 @@ mod month;
 mod public_data;
 mod run;
 mod safety;
+mod suppress;

@@ -7,10 +7,11 @@
 //! `federated_roles` (IAM Identity Center shows `mfaAuthenticated` false
 //! although its identity provider asked for MFA).
 
-use super::{matches_pattern, short_name};
+use super::short_name;
 use crate::alert::{dedup_key, Alert, NewAlert, Severity};
 use crate::cloudtrail::AssumeRoleEvent;
 use crate::config::MfaRequiredConfig;
+use crate::suppress::glob_match as matches_pattern;
 
 pub const DETECTOR: &str = "mfa_missing";
 

@@ -38,27 +38,6 @@ pub(crate) fn short_name(arn: &str) -> &str {
     arn.rsplit(['/', ':']).find(|s| !s.is_empty()).unwrap_or(arn)
 }
 
-/// Whether `text` matches `pattern`, where `*` is any run of characters
-/// (none included) and everything else matches itself.
-pub(crate) fn matches_pattern(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
-
 /// Roles only AWS services can assume (`role/aws-service-role/...`), and
 /// calls AWS makes itself (`AWS Internal`): no outside party is let in.
 pub(crate) fn is_aws_own(event: &crate::cloudtrail::AssumeRoleEvent) -> bool {
@@ -99,17 +78,6 @@ pub(crate) mod tests {
 
     pub fn failure(principal: &str, id: &str, time: i64) -> AssumeRoleEvent {
         AssumeRoleEvent { error_code: Some("AccessDenied".to_owned()), ..success(principal, id, time) }
-    }
-
-    #[test]
-    fn patterns_match_runs_of_characters() {
-        use super::matches_pattern as m;
-        assert!(m("arn:aws:iam::*:role/admin-*", "arn:aws:iam::111122223333:role/admin-prod"));
-        assert!(!m("arn:aws:iam::*:role/admin-*", "arn:aws:iam::111122223333:role/readonly"));
-        assert!(m("*", ""));
-        assert!(m("a*b*c", "abc") && m("a*b*c", "aXbYc") && !m("a*b*c", "acb"));
-        assert!(m("exact", "exact") && !m("exact", "exactly"));
-        assert!(!m("ab*ba", "aba"), "the prefix and suffix may not overlap");
     }
 
     pub fn from_ip(principal: &str, id: &str, time: i64, ip: &str) -> AssumeRoleEvent {
