@@ -193,7 +193,7 @@ impl Engine {
             self.raise(
                 pending,
                 event.event_time,
-                &[event.event_id.clone()],
+                std::slice::from_ref(&event.event_id),
                 alert,
                 self.config.alerts.cooldown_seconds,
             );

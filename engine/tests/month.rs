@@ -66,7 +66,7 @@ struct Run {
 /// `rolewatch replay --state FILE` runs (the same `ingest`, the state saved
 /// and loaded between runs), with the month's configuration.
 fn run(runs: &[Vec<&LogFile>], toml: &str) -> Run {
-    let config = Config::from_toml_str(&toml).unwrap_or_else(|e| panic!("the month's config: {e}\n{toml}"));
+    let config = Config::from_toml_str(toml).unwrap_or_else(|e| panic!("the month's config: {e}\n{toml}"));
     let mut saved = State::default().to_bytes();
     let mut buffer = ScanBuffer::default();
     let mut out = Run { alerts: Vec::new(), records: 0, role_assumptions: 0 };

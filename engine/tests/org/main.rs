@@ -33,7 +33,7 @@ fn deliveries(caller_copy: Value, owner_copy: Value) -> Vec<(&'static str, Vec<S
     vec![
         ("one file, caller's copy first", vec![file(&[c.clone(), o.clone()])]),
         ("one file, owner's copy first", vec![file(&[o.clone(), c.clone()])]),
-        ("two files, caller's first", vec![file(&[c.clone()]), file(&[o.clone()])]),
+        ("two files, caller's first", vec![file(std::slice::from_ref(&c)), file(std::slice::from_ref(&o))]),
         ("two files, owner's first", vec![file(&[o]), file(&[c])]),
     ]
 }
