@@ -14,6 +14,8 @@
 //! "arn:aws:iam::…:user/…"\t<due>\t[{"t":…,"id":…}]    failures per principal, sorted,
 //! #long_session
 //! "arn:aws:iam::…:role/…"\t<due>\t[[…],…]             long grants per role, sorted,
+//! #accounts_read, #shared_events, #role_enumeration,   the organisation, calls counted, guesses,
+//! #role_grants, #outside_pairs                         grants and outside pairs (detect/),
 //! #inputs
 //! "s3://…"\t<due>\t<time>                             and processed inputs, sorted
 //! {"principals":N,"xxh3":"…"}                         count and checksum of all that precedes
