@@ -71,6 +71,8 @@ CONTRACT_SETTINGS = {
     "ROLEWATCH_LONG_SESSION_MAX_DURATION_SECONDS": ("MaxDurationSeconds", 3600),
     "ROLEWATCH_LONG_SESSION_HABITUAL_SECONDS": ("HabitualSeconds", 1209600),
     "ROLEWATCH_ALERTS_COOLDOWN_SECONDS": ("CooldownSeconds", 3600),
+    # [[suppress]] rules: a JSON array, none by default.
+    "ROLEWATCH_SUPPRESS": ("SuppressRules", "[]"),
 }
 # Variables the function reads besides the detector settings (the Lambda
 # refuses ROLEWATCH_* names it does not know, so this list is the contract
