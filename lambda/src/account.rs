@@ -37,6 +37,8 @@ pub(crate) struct AccountReport {
     pub(crate) already_processed: usize,
     pub(crate) alerts: usize,
     pub(crate) attempts: u32,
+    /// Alerts each `[[suppress]]` rule held back, in the order written.
+    pub(crate) suppressed: Vec<u64>,
 }
 
 impl<S, R, K> Handler<S, R, K>
@@ -199,6 +201,7 @@ where
                     }
                 }
             }
+            report.suppressed = engine.suppressions().counts().map(|(_, n)| n).collect();
             let state = engine.into_state();
 
             // Publish before saving: a crash or failure in between re-raises

@@ -82,6 +82,8 @@ CONTRACT_SETTINGS = {
     "ROLEWATCH_OUTSIDE_ORGANIZATION_TRUSTED_ACCOUNTS": ("TrustedAccounts", ""),
     "ROLEWATCH_OUTSIDE_ORGANIZATION_LEARNING_PERIOD_SECONDS": ("OutsideLearningPeriodSeconds", 604800),
     "ROLEWATCH_OUTSIDE_ORGANIZATION_MEMORY_SECONDS": ("OutsideMemorySeconds", 7776000),
+    # [[suppress]] rules: a JSON array, none by default.
+    "ROLEWATCH_SUPPRESS": ("SuppressRules", "[]"),
 }
 # Variables the function reads besides the detector settings (the Lambda
 # refuses ROLEWATCH_* names it does not know, so this list is the contract

@@ -464,3 +464,29 @@ async fn an_unreadable_object_pages_once_when_a_conflict_makes_the_attempts_a_se
     assert!(h.handle(event(&[&k])).await.is_err());
     assert_eq!(published(&h), ["unreadable_input"]);
 }
+
+#[tokio::test]
+async fn suppressed_alerts_are_not_published_but_counted_per_rule_and_keep_their_cooldown() {
+    let rules = r#"[{"reason": "load test", "principal": "arn:aws:iam::*:user/loadtest"}, {"reason": "unused", "detector": "mfa_missing"}]"#;
+    let config = Config::from_env_lookup(|name| (name == "ROLEWATCH_SUPPRESS").then(|| rules.to_owned())).unwrap();
+    let (a, b, c) = (key("20261005T1005Z_a"), key("20261005T1005Z_b"), key("20261005T1010Z_c"));
+    let objects = Objects::with(&[
+        (&a, log(&burst_by("loadtest", "l"))),
+        (&b, log(&burst_by("guesser", "g"))),
+        (&c, log(&burst_by("loadtest", "m"))),
+    ]);
+    let h = Handler::new(objects, Memory::default(), Sink::default(), config);
+    let summary = h.handle(event(&[&a, &b])).await.map_err(|e| e.to_string()).unwrap();
+    assert_eq!(published(&h), ["repeated_failures"]);
+    assert_eq!(alerts(&h)[0].principal, format!("arn:aws:iam::{ACCOUNT}:user/guesser"));
+    assert_eq!((summary["alerts"].clone(), summary["suppressed"].clone()), (json!(1), json!(1)));
+    assert_eq!(
+        summary["suppressed_by_rule"],
+        json!([{"rule": 1, "reason": "load test", "alerts": 1}, {"rule": 2, "reason": "unused", "alerts": 0}])
+    );
+    // The next invocation, within the cooldown the suppressed alert started
+    // (saved with the state): neither published nor counted again.
+    let summary = h.handle(event(&[&c])).await.map_err(|e| e.to_string()).unwrap();
+    assert_eq!((summary["alerts"].clone(), summary["suppressed"].clone()), (json!(0), json!(0)));
+    assert_eq!(published(&h).len(), 1);
+}
