@@ -117,6 +117,18 @@ pub fn replay(
     for (detector, held) in run.engine.cooldown_held() {
         summary.detectors.entry(detector.clone()).or_default().cooldown_held += held;
     }
+    let suppressions = run.engine.suppressions();
+    if suppressions.any_rules() {
+        for counts in summary.detectors.values_mut() {
+            counts.suppressed = Some(0);
+        }
+        for (detector, n) in suppressions.by_detector() {
+            summary.detectors.entry(detector.clone()).or_default().suppressed = Some(*n);
+        }
+    }
+    summary.suppressed = suppressions.total();
+    summary.suppressed_by_rule =
+        suppressions.counts().map(|(rule, n)| (rolewatch::alert::clean_text(&rule.reason, 200), n)).collect();
     summary.elapsed = started.elapsed();
     summary
 }

@@ -16,7 +16,7 @@ pub struct DetectorCounts {
     pub raised: u64,
     /// Findings of an incident already alerted on, held back by the cooldown.
     pub cooldown_held: u64,
-    /// Alerts silenced by `[[suppress]]` rules, once the engine counts them.
+    /// Alerts silenced by `[[suppress]]` rules; `None` when no rule is in force.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<u64>,
 }
@@ -34,6 +34,10 @@ pub struct ReplaySummary {
     pub records: u64,
     pub role_assumptions: u64,
     pub alerts: u64,
+    /// Alerts `[[suppress]]` rules held back (not in `alerts`).
+    pub suppressed: u64,
+    /// Per rule, in the order written: its reason and the alerts it held back.
+    pub suppressed_by_rule: Vec<(String, u64)>,
     pub skips: Skips,
     /// Inputs that could not be read to their end.
     pub failed: u64,
@@ -44,6 +48,14 @@ pub struct ReplaySummary {
     pub detectors: BTreeMap<String, DetectorCounts>,
 }
 
+#[derive(Serialize)]
+struct SuppressedByRule<'a> {
+    /// Numbered from 1 in the order written, as configuration errors number them.
+    rule: usize,
+    reason: &'a str,
+    suppressed: u64,
+}
+
 /// The JSON form: stable field names for scripts.
 #[derive(Serialize)]
 struct JsonSummary<'a> {
@@ -52,6 +64,8 @@ struct JsonSummary<'a> {
     records: u64,
     role_assumptions: u64,
     alerts: u64,
+    suppressed: u64,
+    suppressed_by_rule: Vec<SuppressedByRule<'a>>,
     skipped: u64,
     skipped_by_reason: BTreeMap<SkipReason, u64>,
     failed: u64,
@@ -72,12 +86,13 @@ impl ReplaySummary {
         let seconds = self.elapsed.as_secs_f64().max(1e-9);
         let mb = self.bytes as f64 / 1e6;
         format!(
-            "files: {}, records: {}, role assumptions: {}, alerts: {}, skipped: {} ({} already processed), failed: {}, bad records: {}, \
-             roaming principals: {}, throughput: {:.1} MB/s ({:.1} MB in {:.3} s, {:.0} records/s)",
+            "files: {}, records: {}, role assumptions: {}, alerts: {}, suppressed: {}, skipped: {} ({} already processed), failed: {}, \
+             bad records: {}, roaming principals: {}, throughput: {:.1} MB/s ({:.1} MB in {:.3} s, {:.0} records/s)",
             self.files,
             self.records,
             self.role_assumptions,
             self.alerts,
+            self.suppressed,
             self.skipped(),
             self.skips.get(SkipReason::AlreadyProcessed),
             self.failed,
@@ -120,8 +135,19 @@ impl ReplaySummary {
             inputs.push_str(&format!(" ({})", reasons.join(", ")));
         }
         lines.push(inputs);
+        lines.extend(self.rule_lines());
         lines.push(self.line());
         lines
+    }
+
+    /// One line per `[[suppress]]` rule, numbered as the configuration
+    /// errors number them, so a team sees what each accepted pattern hid.
+    pub fn rule_lines(&self) -> Vec<String> {
+        self.suppressed_by_rule
+            .iter()
+            .enumerate()
+            .map(|(i, (reason, n))| format!("[[suppress]] rule {} ({reason:?}): {n} alerts suppressed", i + 1))
+            .collect()
     }
 
     pub fn to_json(&self) -> String {
@@ -131,6 +157,13 @@ impl ReplaySummary {
             records: self.records,
             role_assumptions: self.role_assumptions,
             alerts: self.alerts,
+            suppressed: self.suppressed,
+            suppressed_by_rule: self
+                .suppressed_by_rule
+                .iter()
+                .enumerate()
+                .map(|(i, (reason, n))| SuppressedByRule { rule: i + 1, reason, suppressed: *n })
+                .collect(),
             skipped: self.skipped(),
             skipped_by_reason: self.skips.0.clone(),
             failed: self.failed,

@@ -45,6 +45,9 @@ pub struct Alert {
     pub dedup_key: String,
     pub account_id: String,
     pub principal: String,
+    /// The caller's account; null for SAML, web identity and AWS services.
+    #[serde(default)]
+    pub caller_account: Option<String>,
     pub role_arn: Option<String>,
     pub source_ip: Option<String>,
     pub event_name: String,
@@ -81,37 +84,44 @@ pub fn dedup_key(detector: &str, subject: &[&str]) -> String {
     format!("{detector}:{:016x}", twox_hash::XxHash3_64::oneshot(joined.as_bytes()))
 }
 
+/// What a new alert says, by name: `Alert::new(NewAlert { .. })`. Every
+/// field must be given, so no detector can forget one.
+#[derive(Debug, Clone)]
+pub struct NewAlert<'a> {
+    pub detector: &'a str,
+    pub severity: Severity,
+    pub title: &'a str,
+    /// Ends with the first thing to check.
+    pub summary: &'a str,
+    pub dedup_key: String,
+    pub account_id: &'a str,
+    pub principal: &'a str,
+    pub caller_account: Option<&'a str>,
+    pub role_arn: Option<&'a str>,
+    pub source_ip: Option<&'a str>,
+    pub event_name: &'a str,
+    pub first_event_time: EpochSeconds,
+    pub last_event_time: EpochSeconds,
+}
+
 impl Alert {
     /// Builds an alert with every quoted string cleaned.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        detector: &str,
-        severity: Severity,
-        title: &str,
-        summary: &str,
-        dedup_key: String,
-        account_id: &str,
-        principal: &str,
-        role_arn: Option<&str>,
-        source_ip: Option<&str>,
-        event_name: &str,
-        first_event_time: EpochSeconds,
-        last_event_time: EpochSeconds,
-    ) -> Alert {
+    pub fn new(new: NewAlert<'_>) -> Alert {
         Alert {
             schema: SCHEMA.to_owned(),
-            detector: detector.to_owned(),
-            severity,
-            title: clean_text(title, MAX_TITLE_CHARS - 1),
-            summary: clean_text(summary, 4 * MAX_FIELD_CHARS),
-            dedup_key,
-            account_id: clean_text(account_id, 64),
-            principal: clean_text(principal, MAX_FIELD_CHARS),
-            role_arn: role_arn.map(|r| clean_text(r, MAX_FIELD_CHARS)),
-            source_ip: source_ip.map(|s| clean_text(s, 256)),
-            event_name: clean_text(event_name, 64),
-            first_event_time: format_rfc3339(first_event_time),
-            last_event_time: format_rfc3339(last_event_time),
+            detector: new.detector.to_owned(),
+            severity: new.severity,
+            title: clean_text(new.title, MAX_TITLE_CHARS - 1),
+            summary: clean_text(new.summary, 4 * MAX_FIELD_CHARS),
+            dedup_key: new.dedup_key,
+            account_id: clean_text(new.account_id, 64),
+            principal: clean_text(new.principal, MAX_FIELD_CHARS),
+            caller_account: new.caller_account.map(|a| clean_text(a, 64)),
+            role_arn: new.role_arn.map(|r| clean_text(r, MAX_FIELD_CHARS)),
+            source_ip: new.source_ip.map(|s| clean_text(s, 256)),
+            event_name: clean_text(new.event_name, 64),
+            first_event_time: format_rfc3339(new.first_event_time),
+            last_event_time: format_rfc3339(new.last_event_time),
             event_count: 0,
             event_ids: Vec::new(),
             details: serde_json::Map::new(),
@@ -148,23 +158,24 @@ impl Alert {
     ) -> Alert {
         let source = clean_text(source, MAX_FIELD_CHARS);
         let reason = clean_text(reason, 512);
-        let mut alert = Alert::new(
-            "unreadable_input",
-            Severity::Low,
-            "CloudTrail log could not be read",
-            &format!(
+        let mut alert = Alert::new(NewAlert {
+            detector: "unreadable_input",
+            severity: Severity::Low,
+            title: "CloudTrail log could not be read",
+            summary: &format!(
                 "rolewatch could not read {source}: {reason}. Role assumptions in it were not checked. \
-                 Check whether the object was truncated, replaced or tampered with, and whether log delivery is healthy."
+                 First check whether the object was truncated, replaced or tampered with, then whether log delivery is healthy."
             ),
-            dedup_key("unreadable_input", &[&source, &reason]),
-            account_id.unwrap_or("unknown"),
-            "rolewatch",
-            None,
-            None,
-            "",
-            at.timestamp(),
-            at.timestamp(),
-        );
+            dedup_key: dedup_key("unreadable_input", &[&source, &reason]),
+            account_id: account_id.unwrap_or("unknown"),
+            principal: "rolewatch",
+            caller_account: None,
+            role_arn: None,
+            source_ip: None,
+            event_name: "",
+            first_event_time: at.timestamp(),
+            last_event_time: at.timestamp(),
+        });
         alert.details.insert("input".to_owned(), source.into());
         alert.details.insert("reason".to_owned(), reason.into());
         alert
@@ -195,6 +206,7 @@ impl Alert {
         let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<12} {v}\n"));
         line("account", &self.account_id);
         line("principal", &self.principal);
+        line("caller acct", self.caller_account.as_deref().unwrap_or("-"));
         line("role", self.role_arn.as_deref().unwrap_or("-"));
         line("source ip", self.source_ip.as_deref().unwrap_or("-"));
         line("event", &self.event_name);
@@ -221,7 +233,21 @@ mod tests {
     }
 
     fn titled(title: &str) -> Alert {
-        Alert::new("d", Severity::High, title, "", "k".into(), "1", "p", None, None, "AssumeRole", 0, 0)
+        Alert::new(NewAlert {
+            detector: "d",
+            severity: Severity::High,
+            title,
+            summary: "",
+            dedup_key: "k".into(),
+            account_id: "1",
+            principal: "p",
+            caller_account: None,
+            role_arn: None,
+            source_ip: None,
+            event_name: "AssumeRole",
+            first_event_time: 0,
+            last_event_time: 0,
+        })
     }
 
     #[test]

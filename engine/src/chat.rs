@@ -155,22 +155,24 @@ fn next_steps(alert: &Alert) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::NewAlert;
 
     fn alert(summary: &str) -> Alert {
-        let mut a = Alert::new(
-            "repeated_failures",
-            Severity::High,
-            "Repeated failed role assumptions by mallory",
+        let mut a = Alert::new(NewAlert {
+            detector: "repeated_failures",
+            severity: Severity::High,
+            title: "Repeated failed role assumptions by mallory",
             summary,
-            "repeated_failures:0123456789abcdef".into(),
-            "111122223333",
-            "arn:aws:iam::111122223333:user/*mallory*",
-            Some("arn:aws:iam::111122223333:role/deploy"),
-            Some("203.0.113.7"),
-            "AssumeRole",
-            1_790_000_000,
-            1_790_000_060,
-        );
+            dedup_key: "repeated_failures:0123456789abcdef".into(),
+            account_id: "111122223333",
+            principal: "arn:aws:iam::111122223333:user/*mallory*",
+            caller_account: Some("111122223333"),
+            role_arn: Some("arn:aws:iam::111122223333:role/deploy"),
+            source_ip: Some("203.0.113.7"),
+            event_name: "AssumeRole",
+            first_event_time: 1_790_000_000,
+            last_event_time: 1_790_000_060,
+        });
         for i in 0..8 {
             a.add_event(&format!("e{i}"));
         }

@@ -9,8 +9,13 @@ use ipnet::IpNet;
 use crate::alert::Alert;
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::Config;
-use crate::detect::{long_session, repeated_failures, secs, source_ip, LONG_MEMORY_SECONDS};
+use crate::detect::organization::Counted;
+use crate::detect::{
+    external_id_missing, long_session, mfa_missing, outside_organization, repeated_failures, role_enumeration, secs,
+    source_ip, LONG_MEMORY_SECONDS,
+};
 use crate::state::State;
+use crate::suppress::Suppressions;
 
 /// Processed inputs are remembered this long behind the newest event.
 const INPUT_MEMORY_SECONDS: i64 = 3 * 86_400;
@@ -45,6 +50,10 @@ pub struct Engine {
     /// Findings held back by the cooldown, per detector, since this engine
     /// was made (for the run summary; not state).
     cooldown_held: BTreeMap<String, u64>,
+    /// Accounts whose logs other engines read (see [`Engine::note_accounts_read`]).
+    read_elsewhere: Vec<String>,
+    /// `[[suppress]]` rules and what they held back in this engine's life.
+    suppressions: Suppressions,
 }
 
 impl Engine {
@@ -54,6 +63,8 @@ impl Engine {
             allowed: config.unexpected_source_ip.allowed_networks(),
             state,
             cooldown_held: BTreeMap::new(),
+            read_elsewhere: Vec::new(),
+            suppressions: Suppressions::new(&config.suppress),
         }
     }
 
@@ -63,6 +74,11 @@ impl Engine {
 
     pub fn into_state(self) -> State {
         self.state
+    }
+
+    /// The alerts each `[[suppress]]` rule held back so far.
+    pub fn suppressions(&self) -> &Suppressions {
+        &self.suppressions
     }
 
     pub fn is_processed(&self, input_id: &str) -> bool {
@@ -96,50 +112,131 @@ impl Engine {
         let mut ordered: Vec<&AssumeRoleEvent> = events.iter().collect();
         ordered.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
         let mut pending = Pending::default();
+        self.state.organization.note_read(events);
+        if let Some(newest) = events.iter().map(|e| e.event_time).max() {
+            let elsewhere: Vec<&str> = self.read_elsewhere.iter().map(String::as_str).collect();
+            self.state.organization.note_accounts(&elsewhere, newest);
+        }
         for event in ordered {
-            self.observe(event, &mut pending);
+            // One call logged in two accounts is counted once.
+            match self.state.organization.counts(event) {
+                Counted::Everywhere => self.observe(event, &mut pending),
+                Counted::CallerSessionOnly => self.observe_session(event, &mut pending),
+                Counted::Nowhere => {}
+            }
         }
         if let Some(newest) = events.iter().map(|e| e.event_time).max() {
             self.state.watermark = Some(self.state.watermark.map_or(newest, |w| w.max(newest)));
         }
         self.prune();
-        pending.alerts
+        // Suppressed alerts were raised (their cooldown runs) but are not published.
+        self.suppressions.filter(pending.alerts)
     }
 
     fn observe(&mut self, event: &AssumeRoleEvent, pending: &mut Pending) {
         let config = &self.config;
         let state = &mut self.state;
+        let cooldown = config.alerts.cooldown_seconds;
+        let t = event.event_time;
+        let one = || vec![event.event_id.clone()];
         // Findings are rare, so building the alert before the cooldown check costs little.
-        let mut found: Vec<(Alert, EpochSeconds, Vec<String>)> = Vec::new();
-        if let Some(burst) = state.repeated_failures.observe(&config.repeated_failures, event) {
+        let mut found: Vec<(Alert, EpochSeconds, Vec<String>, u64)> = Vec::new();
+        let enumeration = state.role_enumeration.observe(&config.role_enumeration, event);
+        let failures = state.repeated_failures.observe(&config.repeated_failures, event);
+        let mut silenced = None;
+        if let Some(burst) = enumeration {
+            found.push((
+                role_enumeration::alert(&config.role_enumeration, event, &burst),
+                t,
+                burst.event_ids,
+                cooldown,
+            ));
+            // One incident, one page: the guesses are failures too, and
+            // repeated_failures stays quiet for this principal for the cooldown.
+            silenced = Some(crate::alert::dedup_key(repeated_failures::DETECTOR, &[&event.principal]));
+        } else if let Some(burst) = failures {
             found.push((
                 repeated_failures::alert(&config.repeated_failures, event, &burst),
-                event.event_time,
+                t,
                 burst.event_ids,
+                cooldown,
             ));
         }
         for finding in state.unexpected_source_ip.observe(&config.unexpected_source_ip, &self.allowed, event) {
-            let alert = source_ip::alert(&config.unexpected_source_ip, &event.principal, &finding);
-            found.push((alert, finding.occurrence.event_time, vec![finding.occurrence.event_id]));
+            let alert = source_ip::alert(
+                &config.unexpected_source_ip,
+                &event.principal,
+                event.caller_account.as_deref(),
+                &finding,
+            );
+            found.push((alert, finding.occurrence.event_time, vec![finding.occurrence.event_id], cooldown));
         }
         if let Some(finding) = state.long_session.observe(&config.long_session, event) {
-            found.push((
-                long_session::alert(&config.long_session, event, &finding),
-                event.event_time,
-                vec![event.event_id.clone()],
-            ));
+            found.push((long_session::alert(&config.long_session, event, &finding), t, one(), cooldown));
         }
-        for (alert, time, event_ids) in found {
-            self.raise(pending, time, &event_ids, alert);
+        let org = state.organization.view(&config.organization);
+        if external_id_missing::observe(&org, event) {
+            // Once per (role, caller account) per repeat_seconds.
+            let repeat = config.external_id.repeat_seconds;
+            found.push((external_id_missing::alert(&config.external_id, event), t, one(), repeat));
+        }
+        if mfa_missing::observe(&config.mfa_required, event) {
+            found.push((mfa_missing::alert(event), t, one(), cooldown));
+        }
+        if state.outside_organization.observe(&config.outside_organization, &org, event) {
+            found.push((outside_organization::alert(&config.outside_organization, event), t, one(), cooldown));
+        }
+        if let Some(key) = silenced {
+            self.silence(key, t);
+        }
+        for (alert, time, event_ids, cooldown) in found {
+            self.raise(pending, time, &event_ids, alert, cooldown);
+        }
+    }
+
+    /// The caller's copy of a call already counted from the role owner's
+    /// copy: only the detectors that judge what the owner's copy cannot
+    /// show (the caller's session) see it, each of them once.
+    fn observe_session(&mut self, event: &AssumeRoleEvent, pending: &mut Pending) {
+        // Learns the grant of the caller's session; owner's copies teach none.
+        let _ = self.state.role_enumeration.observe(&self.config.role_enumeration, event);
+        if mfa_missing::observe(&self.config.mfa_required, event) {
+            let alert = mfa_missing::alert(event);
+            self.raise(
+                pending,
+                event.event_time,
+                std::slice::from_ref(&event.event_id),
+                alert,
+                self.config.alerts.cooldown_seconds,
+            );
+        }
+    }
+
+    /// Counts `key` as raised at `t`, so it stays quiet for the cooldown.
+    fn silence(&mut self, key: String, t: EpochSeconds) {
+        let times = self.state.raised.entry(key).or_default();
+        if let Err(at) = times.binary_search(&t) {
+            times.insert(at, t);
+            if times.len() > MAX_RAISED_PER_KEY {
+                times.remove(0);
+            }
         }
     }
 
     /// One alert per dedup key per cooldown: later findings in the same
     /// input join the pending alert; findings within the cooldown of an
     /// earlier alert (either side, in event time) are suppressed.
-    fn raise(&mut self, pending: &mut Pending, t: EpochSeconds, event_ids: &[String], alert: Alert) {
+    /// `cooldown_seconds` is the alerts' cooldown, or a detector's own repeat span.
+    fn raise(
+        &mut self,
+        pending: &mut Pending,
+        t: EpochSeconds,
+        event_ids: &[String],
+        alert: Alert,
+        cooldown_seconds: u64,
+    ) {
         let key = alert.dedup_key.clone();
-        let cooldown = secs(self.config.alerts.cooldown_seconds);
+        let cooldown = secs(cooldown_seconds);
         if let Some(&(index, raised_at)) = pending.by_key.get(&key) {
             if t.abs_diff(raised_at) < cooldown.unsigned_abs() {
                 let alert = &mut pending.alerts[index];
@@ -182,6 +279,9 @@ impl Engine {
         self.state.repeated_failures.prune(&config.repeated_failures, watermark);
         self.state.unexpected_source_ip.prune(&config.unexpected_source_ip, watermark);
         self.state.long_session.prune(&config.long_session, watermark);
+        self.state.organization.prune(watermark);
+        self.state.role_enumeration.prune(&config.role_enumeration, watermark);
+        self.state.outside_organization.prune(&config.outside_organization, watermark);
         self.state.raised.retain(|_, times| {
             times.retain(|t| *t >= watermark - LONG_MEMORY_SECONDS);
             !times.is_empty()
@@ -237,6 +337,16 @@ impl Engine {
     /// detector: an alert already raised for the same incident.
     pub fn cooldown_held(&self) -> &BTreeMap<String, u64> {
         &self.cooldown_held
+    }
+
+    /// Counts `accounts` as accounts whose logs rolewatch reads, though this
+    /// engine does not: the Lambda keeps one state per account, so the
+    /// accounts that have a state object are read by the others. Without
+    /// it, each account's engine knows only its own logs (see "Inside and
+    /// outside the organisation" in docs/detectors.md).
+    /// Noted with the event time of the role assumptions next applied.
+    pub fn note_accounts_read(&mut self, accounts: &[&str]) {
+        self.read_elsewhere.extend(accounts.iter().map(|a| (*a).to_owned()));
     }
 
     /// Principals currently roaming (newest event time), for the run summary.
@@ -510,6 +620,11 @@ mod tests {
         state.unexpected_source_ip.swept_at = None;
         state.repeated_failures.pruning.swept_at = None;
         state.long_session.pruning.swept_at = None;
+        state.organization.accounts_pruning.swept_at = None;
+        state.organization.shared_pruning.swept_at = None;
+        state.role_enumeration.guesses_pruning.swept_at = None;
+        state.role_enumeration.grants_pruning.swept_at = None;
+        state.outside_organization.pruning.swept_at = None;
         state.inputs_pruning.swept_at = None;
     }
 
@@ -570,6 +685,9 @@ mod tests {
                 state.unexpected_source_ip.prune(&config.unexpected_source_ip, watermark);
                 state.repeated_failures.prune(&config.repeated_failures, watermark);
                 state.long_session.prune(&config.long_session, watermark);
+                state.organization.prune(watermark);
+                state.role_enumeration.prune(&config.role_enumeration, watermark);
+                state.outside_organization.prune(&config.outside_organization, watermark);
                 let horizon = state.inputs_pruning.horizon.unwrap_or_default();
                 state.inputs_pruning.prune(&mut state.inputs, horizon);
             }

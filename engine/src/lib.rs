@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod sample;
 pub mod state;
 pub mod storage;
+pub mod suppress;
 
 pub use alert::{Alert, Severity};
 pub use config::Config;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use rolewatch::alert::{dedup_key, Alert, Severity};
+use rolewatch::alert::{dedup_key, Alert, NewAlert, Severity};
 use rolewatch::cloudtrail::ScanBuffer;
 use rolewatch::engine::Engine;
 use rolewatch::state::State;
@@ -37,6 +37,8 @@ pub(crate) struct AccountReport {
     pub(crate) already_processed: usize,
     pub(crate) alerts: usize,
     pub(crate) attempts: u32,
+    /// Alerts each `[[suppress]]` rule held back, in the order written.
+    pub(crate) suppressed: Vec<u64>,
 }
 
 impl<S, R, K> Handler<S, R, K>
@@ -207,6 +209,7 @@ where
                     }
                 }
             }
+            report.suppressed = engine.suppressions().counts().map(|(_, n)| n).collect();
             let state = engine.into_state();
 
             // Publish before saving: a crash or failure in between re-raises
@@ -278,25 +281,26 @@ fn state_reset_alert(
     at: chrono::DateTime<chrono::Utc>,
 ) -> Alert {
     let at = at.timestamp();
-    Alert::new(
-        "state_reset",
-        Severity::Medium,
-        "rolewatch detector state was corrupt and has been reset",
-        &format!(
+    Alert::new(NewAlert {
+        detector: "state_reset",
+        severity: Severity::Medium,
+        title: "rolewatch detector state was corrupt and has been reset",
+        summary: &format!(
             "The detector state {location} could not be read ({reason}). It was copied to {moved_to} \
              and detection for account {account} restarted from empty state: source-IP baselines and \
              habitual session lengths are relearned, so expect some quiet or noisy days. \
-             Inspect the copy to find out what wrote it."
+             First inspect the copy to find out what wrote it."
         ),
-        dedup_key("state_reset", &[location, moved_to]),
-        account,
-        "rolewatch",
-        None,
-        None,
-        "",
-        at,
-        at,
-    )
+        dedup_key: dedup_key("state_reset", &[location, moved_to]),
+        account_id: account,
+        principal: "rolewatch",
+        caller_account: None,
+        role_arn: None,
+        source_ip: None,
+        event_name: "",
+        first_event_time: at,
+        last_event_time: at,
+    })
     .with_detail("state", location)
     .with_detail("quarantined_to", moved_to)
     .with_detail("reason", reason)

@@ -272,12 +272,14 @@ where
                 Ok(report) => {
                     summary.processed += report.processed;
                     summary.already_processed += report.already_processed;
+                    summary.add_suppressed(&self.config.suppress, &report.suppressed);
                     info!(
                         account = %account,
                         objects = objects.len(),
                         processed = report.processed,
                         already_processed = report.already_processed,
                         alerts = report.alerts,
+                        suppressed = report.suppressed.iter().sum::<u64>(),
                         attempts = report.attempts,
                         duration_ms = started.elapsed().as_millis() as u64,
                         "account brought up to date"

@@ -25,7 +25,7 @@ pub mod settings;
 pub mod triggers;
 
 pub use handler::Handler;
-pub use report::{InvocationError, InvocationSummary};
+pub use report::{InvocationError, InvocationSummary, SuppressedByRule};
 pub use settings::Settings;
 
 /// The handler as deployed: S3 objects, S3 state, SNS alerts.

@@ -32,6 +32,11 @@ pub struct InvocationSummary {
     pub bad_records: u64,
     /// Alerts published by this invocation (detections and operational).
     pub alerts: usize,
+    /// Alerts `[[suppress]]` rules (`ROLEWATCH_SUPPRESS`) held back, not published.
+    pub suppressed: u64,
+    /// Per rule, in the order written, when there are rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suppressed_by_rule: Vec<SuppressedByRule>,
     pub skipped_digests: usize,
     pub skipped_not_logs: usize,
     pub test_events: usize,
@@ -63,6 +68,36 @@ impl InvocationSummary {
                 .map(|event| (at - event.with_timezone(&Utc)).num_seconds().max(0))
                 .unwrap_or(0);
             entry.max_lag_seconds = entry.max_lag_seconds.max(lag);
+        }
+    }
+}
+
+/// What one `[[suppress]]` rule held back in an invocation.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct SuppressedByRule {
+    /// Numbered from 1, as configuration errors number rules.
+    pub rule: usize,
+    pub reason: String,
+    pub alerts: u64,
+}
+
+impl InvocationSummary {
+    /// Adds an account's per-rule counts (`counts[i]` for rule `i + 1`).
+    pub(crate) fn add_suppressed(&mut self, rules: &[rolewatch::suppress::SuppressRule], counts: &[u64]) {
+        if self.suppressed_by_rule.len() < rules.len() {
+            self.suppressed_by_rule = rules
+                .iter()
+                .enumerate()
+                .map(|(i, rule)| SuppressedByRule {
+                    rule: i + 1,
+                    reason: rolewatch::alert::clean_text(&rule.reason, 200),
+                    alerts: 0,
+                })
+                .collect();
+        }
+        for (entry, n) in self.suppressed_by_rule.iter_mut().zip(counts) {
+            entry.alerts += n;
+            self.suppressed += n;
         }
     }
 }
@@ -208,6 +243,7 @@ pub(crate) fn log_summary(summary: &InvocationSummary, started: Instant, failed_
                 role_assumptions = s.role_assumptions,
                 bad_records = s.bad_records,
                 alerts = s.alerts,
+                suppressed = s.suppressed,
                 skipped_digests = s.skipped_digests,
                 skipped_not_logs = s.skipped_not_logs,
                 test_events = s.test_events,
@@ -217,6 +253,10 @@ pub(crate) fn log_summary(summary: &InvocationSummary, started: Instant, failed_
                 $($rest)*
             )
         };
+    }
+    // One line per rule that held something back, for Logs Insights.
+    for rule in s.suppressed_by_rule.iter().filter(|r| r.alerts > 0) {
+        info!(rule = rule.rule, reason = %rule.reason, suppressed = rule.alerts, "alerts suppressed by a [[suppress]] rule");
     }
     if s.failed > 0 || failed_messages.unwrap_or(0) > 0 {
         finished!(warn, failed_messages, "invocation finished with failures");

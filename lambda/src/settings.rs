@@ -256,6 +256,22 @@ mod tests {
     }
 
     #[test]
+    fn the_template_s_suppress_rules_are_read_and_a_bad_rule_stops_the_function() {
+        assert!(Settings::check_variable_names(["ROLEWATCH_SUPPRESS".to_owned()]).is_ok());
+        // The template's default.
+        let s = settings(&[TOPIC, BUCKET, ("ROLEWATCH_SUPPRESS", "[]")]).map(|s| s.config.suppress.len());
+        assert_eq!(s.map_err(|e| e.to_string()), Ok(0));
+        let rules = r#"[{"reason": "vendor scans", "caller_account": "444455556666"}]"#;
+        let s = settings(&[TOPIC, BUCKET, ("ROLEWATCH_SUPPRESS", rules)]).map(|s| s.config.suppress);
+        assert_eq!(s.map(|r| r[0].caller_account.clone()).map_err(|e| e.to_string()), Ok(Some("444455556666".into())));
+        let err = settings(&[TOPIC, BUCKET, ("ROLEWATCH_SUPPRESS", r#"[{"caller_account": "444455556666"}]"#)])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("ROLEWATCH_SUPPRESS") && err.contains("reason"), "{err}");
+    }
+
+    #[test]
     fn prefix_gets_a_trailing_slash_and_path_style_parses() {
         let s = settings(&[TOPIC, BUCKET, (STATE_PREFIX_VAR, "custom/state"), (FORCE_PATH_STYLE_VAR, "TRUE")]);
         let s = s.map(|s| (s.state_prefix, s.force_path_style)).map_err(|e| e.to_string());

@@ -213,7 +213,8 @@ fn the_bundled_samples_show_every_detector() {
     let mut detectors: Vec<String> = alerts(&out).iter().map(|a| a["detector"].as_str().unwrap().to_owned()).collect();
     detectors.sort();
     detectors.dedup();
-    assert_eq!(detectors, ["long_session", "repeated_failures", "unexpected_source_ip"], "{}", stdout(&out));
+    // legacy-build's burst guesses five roles: role_enumeration, which keeps repeated_failures quiet.
+    assert_eq!(detectors, ["long_session", "role_enumeration", "unexpected_source_ip"], "{}", stdout(&out));
     assert!(summary(&out, "skipped") >= 1, "the sample digest is skipped");
 }
 

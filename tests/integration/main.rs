@@ -8,4 +8,5 @@ mod public_data;
 mod run;
 mod s3;
 mod safety;
+mod suppress;
 mod terminal;

@@ -43,7 +43,7 @@ fn the_summary_table_counts_alerts_per_detector_and_skips_by_reason() {
     let out = rolewatch(&["replay", SAMPLES]);
     let err = stderr(&out);
     assert!(err.contains("rolewatch: unexpected_source_ip  "), "{err}");
-    let row = err.lines().find(|l| l.starts_with("rolewatch: repeated_failures ")).unwrap_or_else(|| panic!("{err}"));
+    let row = err.lines().find(|l| l.starts_with("rolewatch: role_enumeration ")).unwrap_or_else(|| panic!("{err}"));
     assert_eq!(row.split_whitespace().nth(2), Some("1"), "raised: {row}");
     assert!(err.contains("rolewatch: inputs: read 291, failed 0, skipped 2 (digest 1, not a log name 1)"), "{err}");
 }

@@ -71,6 +71,19 @@ CONTRACT_SETTINGS = {
     "ROLEWATCH_LONG_SESSION_MAX_DURATION_SECONDS": ("MaxDurationSeconds", 3600),
     "ROLEWATCH_LONG_SESSION_HABITUAL_SECONDS": ("HabitualSeconds", 1209600),
     "ROLEWATCH_ALERTS_COOLDOWN_SECONDS": ("CooldownSeconds", 3600),
+    "ROLEWATCH_ORGANIZATION_ACCOUNT_IDS": ("OrganizationAccountIds", ""),
+    "ROLEWATCH_ORGANIZATION_DISCOVERY_SECONDS": ("DiscoverySeconds", 3600),
+    "ROLEWATCH_ROLE_ENUMERATION_DISTINCT_ROLES": ("RoleEnumerationDistinctRoles", 5),
+    "ROLEWATCH_ROLE_ENUMERATION_WINDOW_SECONDS": ("RoleEnumerationWindowSeconds", 600),
+    "ROLEWATCH_ROLE_ENUMERATION_MEMORY_SECONDS": ("RoleEnumerationMemorySeconds", 7776000),
+    "ROLEWATCH_EXTERNAL_ID_REPEAT_SECONDS": ("ExternalIdRepeatSeconds", 2592000),
+    "ROLEWATCH_MFA_REQUIRED_ROLES": ("MfaRequiredRoles", ""),
+    "ROLEWATCH_MFA_REQUIRED_FEDERATED_ROLES": ("MfaFederatedRoles", "arn:aws:iam::*:role/aws-reserved/sso.amazonaws.com/*"),
+    "ROLEWATCH_OUTSIDE_ORGANIZATION_TRUSTED_ACCOUNTS": ("TrustedAccounts", ""),
+    "ROLEWATCH_OUTSIDE_ORGANIZATION_LEARNING_PERIOD_SECONDS": ("OutsideLearningPeriodSeconds", 604800),
+    "ROLEWATCH_OUTSIDE_ORGANIZATION_MEMORY_SECONDS": ("OutsideMemorySeconds", 7776000),
+    # [[suppress]] rules: a JSON array, none by default.
+    "ROLEWATCH_SUPPRESS": ("SuppressRules", "[]"),
 }
 # Variables the function reads besides the detector settings (the Lambda
 # refuses ROLEWATCH_* names it does not know, so this list is the contract

@@ -74,7 +74,19 @@ pub struct AssumeRoleEvent {
     pub event_name: String,
     /// `userIdentity.arn`, else the best identifier CloudTrail gives.
     pub principal: String,
+    /// `userIdentity.type`: `IAMUser`, `AssumedRole`, `AWSAccount` (a role
+    /// owner's copy of a cross-account call), `SAMLUser`, `AWSService`...
     pub identity_type: String,
+    /// `userIdentity.accountId`, else the account in `userIdentity.arn`;
+    /// `None` for SAML, web identity and AWS services.
+    pub caller_account: Option<String>,
+    /// `userIdentity.sessionContext.sessionIssuer.arn`: the role a session
+    /// caller's session belongs to.
+    pub session_issuer_arn: Option<String>,
+    /// `sharedEventID`: the same call logged in two accounts shares it.
+    pub shared_event_id: Option<String>,
+    /// Whether `requestParameters.serialNumber` (an MFA device) was given.
+    pub serial_number_given: bool,
     pub role_arn: Option<String>,
     /// The role an error message names when `requestParameters` is null.
     pub denied_role_arn: Option<String>,
@@ -135,6 +147,8 @@ struct RawRecord<'a> {
     error_message: Option<Cow<'a, str>>,
     #[serde(borrow)]
     recipient_account_id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "sharedEventID")]
+    shared_event_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     user_identity: Option<RawIdentity<'a>>,
     #[serde(borrow)]
@@ -158,13 +172,22 @@ struct RawIdentity<'a> {
     identity_provider: Option<Cow<'a, str>>,
     #[serde(borrow)]
     invoked_by: Option<Cow<'a, str>>,
-    session_context: Option<RawSessionContext>,
+    #[serde(borrow)]
+    session_context: Option<RawSessionContext<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawSessionContext {
+struct RawSessionContext<'a> {
     attributes: Option<RawSessionAttributes>,
+    #[serde(borrow)]
+    session_issuer: Option<RawSessionIssuer<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawSessionIssuer<'a> {
+    #[serde(borrow)]
+    arn: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -183,9 +206,13 @@ struct RawRequest<'a> {
     role_session_name: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient_duration")]
     duration_seconds: Option<DurationField>,
-    /// Only its presence is read: the value is a secret shared with a third party.
+    /// Only its presence is read: the value is a secret shared with a third
+    /// party, dropped unread by the parser, so no code can keep it.
     #[serde(default, deserialize_with = "presence")]
     external_id: bool,
+    /// An MFA device's serial number; only its presence matters.
+    #[serde(default, deserialize_with = "presence")]
+    serial_number: bool,
 }
 
 #[derive(Debug)]
@@ -254,6 +281,8 @@ fn build_event(raw: RawRecord<'_>, json: &[u8]) -> Result<AssumeRoleEvent, Event
     let denied_role_arn =
         if role_arn.is_none() { raw.error_message.as_deref().and_then(role_arn_in_message) } else { None };
     let recipient = raw.recipient_account_id.as_deref().map(str::to_owned);
+    let event_name = raw.event_name.as_deref().unwrap_or_default();
+    let session_context = identity.and_then(|i| i.session_context.as_ref());
     let account_id = role_arn
         .as_deref()
         .and_then(account_of_arn)
@@ -269,9 +298,17 @@ fn build_event(raw: RawRecord<'_>, json: &[u8]) -> Result<AssumeRoleEvent, Event
             .map(str::to_owned)
             .unwrap_or_else(|| format!("xxh3:{:016x}", twox_hash::XxHash3_64::oneshot(json))),
         event_time,
-        event_name: raw.event_name.as_deref().unwrap_or_default().to_owned(),
+        event_name: event_name.to_owned(),
         principal: principal_of(identity),
         identity_type: identity.and_then(|i| i.kind.as_deref()).unwrap_or("Unknown").to_owned(),
+        caller_account: caller_account_of(event_name, identity),
+        session_issuer_arn: session_context
+            .and_then(|c| c.session_issuer.as_ref())
+            .and_then(|i| i.arn.as_deref())
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned),
+        shared_event_id: raw.shared_event_id.as_deref().filter(|s| !s.is_empty()).map(str::to_owned),
+        serial_number_given: request.is_some_and(|r| r.serial_number),
         role_arn,
         denied_role_arn,
         role_session_name: request.and_then(|r| r.role_session_name.as_deref()).map(str::to_owned),
@@ -279,10 +316,7 @@ fn build_event(raw: RawRecord<'_>, json: &[u8]) -> Result<AssumeRoleEvent, Event
         user_agent: raw.user_agent.as_deref().map(str::to_owned),
         duration_seconds,
         external_id_given: request.is_some_and(|r| r.external_id),
-        mfa_authenticated: identity
-            .and_then(|i| i.session_context.as_ref())
-            .and_then(|c| c.attributes.as_ref())
-            .and_then(|a| a.mfa_authenticated),
+        mfa_authenticated: session_context.and_then(|c| c.attributes.as_ref()).and_then(|a| a.mfa_authenticated),
         error_code: raw.error_code.as_deref().map(str::to_owned),
         account_id,
         recipient_account_id: recipient,
@@ -336,17 +370,37 @@ pub fn account_of_arn(arn: &str) -> Option<&str> {
     (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
-/// The role named in an AccessDenied message:
-/// `User: arn:...:user/x is not authorized ... on resource: arn:aws:iam::1:role/y`.
+/// The role named in an AccessDenied message: the
+/// `arn:<partition>:iam::<account>:role/...` token after `on resource: `,
+/// up to the next space (`User: arn:...:user/x is not authorized to perform:
+/// sts:AssumeRole on resource: arn:aws:iam::1:role/y`).
 fn role_arn_in_message(message: &str) -> Option<String> {
-    message
-        .match_indices("arn:aws")
-        .map(|(start, _)| {
-            let arn: String =
-                message[start..].chars().take_while(|c| !c.is_whitespace() && !matches!(c, '"' | ',')).collect();
-            arn.trim_end_matches('.').to_owned()
-        })
-        .find(|arn| arn.contains(":role/") && account_of_arn(arn).is_some())
+    let (_, rest) = message.split_once("on resource: ")?;
+    let token = rest.split_whitespace().next()?.trim_end_matches(['.', ',', '"']);
+    let parts: Vec<&str> = token.splitn(6, ':').collect();
+    let is_role = matches!(parts.as_slice(), ["arn", partition, "iam", "", _, resource]
+        if partition.starts_with("aws") && resource.starts_with("role/") && resource.len() > 5);
+    (is_role && account_of_arn(token).is_some()).then(|| token.to_owned())
+}
+
+/// The caller account: `userIdentity.accountId`, else the account in
+/// `userIdentity.arn`. SAML and web-identity callers and AWS services have
+/// none: no account of theirs made the call.
+fn caller_account_of(event_name: &str, identity: Option<&RawIdentity<'_>>) -> Option<String> {
+    if event_name != "AssumeRole" {
+        return None;
+    }
+    let identity = identity?;
+    if matches!(identity.kind.as_deref(), Some("SAMLUser" | "WebIdentityUser" | "AWSService")) {
+        return None;
+    }
+    let is_account = |a: &&str| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit());
+    identity
+        .account_id
+        .as_deref()
+        .filter(is_account)
+        .or_else(|| identity.arn.as_deref().and_then(account_of_arn))
+        .map(str::to_owned)
 }
 
 fn lenient_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DurationField>, D::Error> {
@@ -428,6 +482,85 @@ mod tests {
         assert_eq!(e.denied_role_arn.as_deref(), Some("arn:aws:iam::999988887777:role/target"));
         assert_eq!(e.account_id, "123837392027", "recipientAccountId when there is no roleArn");
         assert!(!e.succeeded());
+    }
+
+    #[test]
+    fn a_role_owner_s_copy_names_the_caller_account_and_the_shared_event() {
+        // The shape of the owner's copy in aws-samples/security-analytics-immersion-day.
+        let e = event(
+            r#"{"eventVersion":"1.08","userIdentity":{"type":"AWSAccount","principalId":"AIDAI7NZET22FBMGKUWIU","accountId":"727820809195"},
+            "eventTime":"2022-11-17 22:10:30","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","awsRegion":"us-east-1",
+            "sourceIPAddress":"AWS Internal","requestParameters":{"roleArn":"arn:aws:iam::999999999999:role/partner",
+            "roleSessionName":"IsengardUser","durationSeconds":900,"externalId":"IsengardExternalIdUZH7R13XTckk"},
+            "eventID":"a12a83f5-5e36-4b21-866c-7a253d025b91","recipientAccountId":"999999999999",
+            "sharedEventID":"d2c572bf-817e-4cf4-add0-7abad5df00ee"}"#,
+        );
+        assert_eq!(e.identity_type, "AWSAccount");
+        assert_eq!(e.principal, "727820809195:AIDAI7NZET22FBMGKUWIU");
+        assert_eq!(e.caller_account.as_deref(), Some("727820809195"));
+        assert_eq!(e.shared_event_id.as_deref(), Some("d2c572bf-817e-4cf4-add0-7abad5df00ee"));
+        assert_eq!(e.session_issuer_arn, None);
+        assert!(e.external_id_given && !e.serial_number_given);
+        assert!(!format!("{e:?}").contains("IsengardExternalId"), "only the presence is kept");
+    }
+
+    #[test]
+    fn a_session_names_its_issuer_and_mfa_and_a_request_its_serial_number() {
+        let e = event(
+            r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2026-10-05T10:00:00Z","eventID":"e",
+            "userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLE:alice","arn":"arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Admin_0123/alice",
+            "accountId":"111111111111","sessionContext":{"sessionIssuer":{"type":"Role","principalId":"AROAEXAMPLE",
+            "arn":"arn:aws:iam::111111111111:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Admin_0123","accountId":"111111111111","userName":"AWSReservedSSO_Admin_0123"},
+            "webIdFederationData":{},"attributes":{"creationDate":"2026-10-05T09:00:00Z","mfaAuthenticated":"false"}}},
+            "requestParameters":{"roleArn":"arn:aws:iam::222222222222:role/admin","roleSessionName":"alice","serialNumber":"arn:aws:iam::111111111111:mfa/alice","tokenCode":"123456"},
+            "recipientAccountId":"111111111111","sharedEventID":"s"}"#,
+        );
+        assert_eq!(
+            e.session_issuer_arn.as_deref(),
+            Some("arn:aws:iam::111111111111:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Admin_0123")
+        );
+        assert_eq!(e.mfa_authenticated, Some(false));
+        assert!(e.serial_number_given);
+        assert_eq!(e.caller_account.as_deref(), Some("111111111111"));
+    }
+
+    #[test]
+    fn federated_callers_and_services_have_no_caller_account() {
+        let saml = event(
+            r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRoleWithSAML","eventTime":"2026-07-01T00:08:20Z",
+            "userIdentity":{"type":"SAMLUser","principalId":"x:alice","userName":"alice","identityProvider":"x"},
+            "requestParameters":{"roleArn":"arn:aws:iam::950363612855:role/r","principalArn":"arn:aws:iam::950363612855:saml-provider/p"},
+            "recipientAccountId":"950363612855"}"#,
+        );
+        assert_eq!(saml.caller_account, None);
+        let service = event(
+            r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2018-11-28T22:31:59Z",
+            "userIdentity":{"type":"AWSService","invokedBy":"ecs-tasks.amazonaws.com"},"sourceIPAddress":"ecs-tasks.amazonaws.com",
+            "requestParameters":{"roleArn":"arn:aws:iam::653711331788:role/level3"},"recipientAccountId":"653711331788",
+            "sharedEventID":"1d18bf74-8392-4496-9dc4-a45cb799b8b4"}"#,
+        );
+        assert_eq!(service.caller_account, None);
+        let by_arn = event(
+            r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2018-11-28T22:31:59Z",
+            "userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/u"},"requestParameters":null}"#,
+        );
+        assert_eq!(by_arn.caller_account.as_deref(), Some("123456789012"), "the account in the ARN");
+    }
+
+    #[test]
+    fn the_denied_role_is_the_token_after_on_resource() {
+        let role = |m: &str| role_arn_in_message(m);
+        assert_eq!(
+            role("User: arn:aws:sts::111111111111:assumed-role/ci/run-7 is not authorized to perform: sts:AssumeRole on resource: arn:aws-us-gov:iam::222222222222:role/path/deploy").as_deref(),
+            Some("arn:aws-us-gov:iam::222222222222:role/path/deploy")
+        );
+        assert_eq!(
+            role("User: arn:aws:iam::1:user/x is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::222222222222:role/r because no identity-based policy allows it").as_deref(),
+            Some("arn:aws:iam::222222222222:role/r")
+        );
+        assert_eq!(role("arn:aws:iam::222222222222:role/r is mentioned but not as the resource"), None);
+        assert_eq!(role("... on resource: arn:aws:iam::222222222222:user/bob"), None, "not a role");
+        assert_eq!(role("... on resource: *"), None);
     }
 
     #[test]

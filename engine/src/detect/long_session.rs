@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{secs, short_name, within, LATE_HISTORY_SECONDS};
-use crate::alert::{dedup_key, Alert, Severity};
+use crate::alert::{dedup_key, Alert, NewAlert, Severity};
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::LongSessionConfig;
 use crate::storage::LazyMap;
@@ -204,33 +204,34 @@ fn is_redundant(before: &[Grant], grant: &Grant, after: &[Grant], habitual: i64)
 pub fn alert(config: &LongSessionConfig, event: &AssumeRoleEvent, finding: &LongFinding) -> Alert {
     let role = event.role_arn.as_deref().unwrap_or_default();
     let hours = finding.duration_seconds as f64 / 3600.0;
-    let mut alert = Alert::new(
-        DETECTOR,
-        Severity::Medium,
-        &format!("{}s session requested for role {}", finding.duration_seconds, short_name(role)),
-        &format!(
+    let mut alert = Alert::new(NewAlert {
+        detector: DETECTOR,
+        severity: Severity::Medium,
+        title: &format!("{}s session requested for role {}", finding.duration_seconds, short_name(role)),
+        summary: &format!(
             "{principal} was granted a {duration} s ({hours:.1} h) session on {role}, above max_duration_seconds {max}, and the role \
-             was not granted a session this long within {habit_days} days either side. Long sessions keep stolen credentials useful; \
-             confirm the caller needed it.",
+             was not granted a session this long within {habit_days} days either side. Long sessions keep stolen credentials useful. \
+             First check with the caller's owner that the job needed a session this long.",
             principal = event.principal,
             duration = finding.duration_seconds,
             max = config.max_duration_seconds,
             habit_days = config.habitual_seconds / 86_400,
         ),
         // With habitual_seconds = 0 every long request is its own incident.
-        if config.habitual_seconds == 0 {
+        dedup_key: if config.habitual_seconds == 0 {
             dedup_key(DETECTOR, &[role, &finding.duration_seconds.to_string(), &event.event_id])
         } else {
             dedup_key(DETECTOR, &[role, &finding.duration_seconds.to_string()])
         },
-        &event.account_id,
-        &event.principal,
-        Some(role),
-        event.source.as_text().as_deref(),
-        &event.event_name,
-        event.event_time,
-        event.event_time,
-    )
+        account_id: &event.account_id,
+        principal: &event.principal,
+        caller_account: event.caller_account.as_deref(),
+        role_arn: Some(role),
+        source_ip: event.source.as_text().as_deref(),
+        event_name: &event.event_name,
+        first_event_time: event.event_time,
+        last_event_time: event.event_time,
+    })
     .with_detail("duration_seconds", finding.duration_seconds)
     .with_detail("max_duration_seconds", config.max_duration_seconds)
     .with_detail("habitual_seconds", config.habitual_seconds)

@@ -1,8 +1,13 @@
 //! The detectors: one file each, with its own state. Each reads only event
 //! time, so files that arrive late or out of order land where they belong.
 
+pub mod external_id_missing;
 pub mod long_session;
+pub mod mfa_missing;
+pub mod organization;
+pub mod outside_organization;
 pub mod repeated_failures;
+pub mod role_enumeration;
 pub mod source_ip;
 
 use crate::cloudtrail::EpochSeconds;
@@ -33,6 +38,13 @@ pub(crate) fn short_name(arn: &str) -> &str {
     arn.rsplit(['/', ':']).find(|s| !s.is_empty()).unwrap_or(arn)
 }
 
+/// Roles only AWS services can assume (`role/aws-service-role/...`), and
+/// calls AWS makes itself (`AWS Internal`): no outside party is let in.
+pub(crate) fn is_aws_own(event: &crate::cloudtrail::AssumeRoleEvent) -> bool {
+    event.role_arn.as_deref().is_some_and(|r| r.contains(":role/aws-service-role/"))
+        || event.source == crate::cloudtrail::SourceAddress::AwsInternal
+}
+
 /// Event builders shared by the detector tests.
 #[cfg(test)]
 pub(crate) mod tests {
@@ -45,6 +57,10 @@ pub(crate) mod tests {
             event_name: "AssumeRole".to_owned(),
             principal: principal.to_owned(),
             identity_type: "IAMUser".to_owned(),
+            caller_account: crate::cloudtrail::account_of_arn(principal).map(str::to_owned),
+            session_issuer_arn: None,
+            shared_event_id: None,
+            serial_number_given: false,
             role_arn: Some("arn:aws:iam::111122223333:role/app".to_owned()),
             denied_role_arn: None,
             role_session_name: Some("s".to_owned()),

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{secs, short_name, LATE_HISTORY_SECONDS};
-use crate::alert::{dedup_key, Alert, Severity};
+use crate::alert::{dedup_key, Alert, NewAlert, Severity};
 use crate::cloudtrail::{AssumeRoleEvent, EpochSeconds};
 use crate::config::RepeatedFailuresConfig;
 use crate::storage::LazyMap;
@@ -111,29 +111,30 @@ pub fn alert(config: &RepeatedFailuresConfig, event: &AssumeRoleEvent, burst: &B
     let code = event.error_code.as_deref().unwrap_or("an error");
     let target =
         event.role_arn.as_deref().or(event.denied_role_arn.as_deref()).unwrap_or("a role CloudTrail did not record");
-    let mut alert = Alert::new(
-        DETECTOR,
-        Severity::High,
-        &format!("Repeated failed role assumptions by {who}"),
-        &format!(
+    let mut alert = Alert::new(NewAlert {
+        detector: DETECTOR,
+        severity: Severity::High,
+        title: &format!("Repeated failed role assumptions by {who}"),
+        summary: &format!(
             "{principal} had {name} calls fail at least {threshold} times within {window} s, starting with {code} on {target}; \
              event_count and event_ids hold every failure of the burst this alert covers. \
-             Repeated failures are how role guessing and stolen credentials probing for access look; a misconfigured job looks the same, \
-             so check the source IP and user agent.",
+             Repeated failures are how role guessing and stolen credentials probing for access look; a misconfigured job looks the same. \
+             First check the source IP and user agent: are they the owner's usual ones?",
             principal = event.principal,
             name = event.event_name,
             window = config.window_seconds,
             threshold = config.threshold,
         ),
-        dedup_key(DETECTOR, &[&event.principal]),
-        &event.account_id,
-        &event.principal,
-        event.role_arn.as_deref(),
-        event.source.as_text().as_deref(),
-        &event.event_name,
-        burst.first,
-        burst.last,
-    )
+        dedup_key: dedup_key(DETECTOR, &[&event.principal]),
+        account_id: &event.account_id,
+        principal: &event.principal,
+        caller_account: event.caller_account.as_deref(),
+        role_arn: event.role_arn.as_deref(),
+        source_ip: event.source.as_text().as_deref(),
+        event_name: &event.event_name,
+        first_event_time: burst.first,
+        last_event_time: burst.last,
+    })
     .with_detail("threshold", config.threshold)
     .with_detail("window_seconds", config.window_seconds)
     .with_detail("error_code", code);

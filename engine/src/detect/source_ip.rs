@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::{secs, short_name, within, LATE_HISTORY_SECONDS, LONG_MEMORY_SECONDS};
-use crate::alert::{dedup_key, Alert, Severity};
+use crate::alert::{dedup_key, Alert, NewAlert, Severity};
 use crate::cloudtrail::{format_rfc3339, AssumeRoleEvent, EpochSeconds, SourceAddress};
 use crate::config::UnexpectedSourceIpConfig;
 use crate::storage::LazyMap;
@@ -384,7 +384,13 @@ impl Baseline {
     }
 }
 
-pub fn alert(config: &UnexpectedSourceIpConfig, principal: &str, finding: &IpFinding) -> Alert {
+/// `caller_account` is the principal's: one principal, one account.
+pub fn alert(
+    config: &UnexpectedSourceIpConfig,
+    principal: &str,
+    caller_account: Option<&str>,
+    finding: &IpFinding,
+) -> Alert {
     let who = short_name(principal);
     let seen = &finding.occurrence;
     let ip = seen.ip.as_str();
@@ -397,7 +403,7 @@ pub fn alert(config: &UnexpectedSourceIpConfig, principal: &str, finding: &IpFin
             format!("{who} assumed a role from {ip}, outside the allowed networks"),
             format!(
                 "{principal} assumed {role} from {ip}, which is outside allowed_cidrs. Role credentials used from an \
-                 unapproved network can mean stolen credentials; confirm with the owner."
+                 unapproved network can mean stolen credentials. First check with the owner whether they made this call from {ip}."
             ),
         ),
         FindingKind::NewNetwork { first_seen, known_networks } => (
@@ -407,29 +413,31 @@ pub fn alert(config: &UnexpectedSourceIpConfig, principal: &str, finding: &IpFin
             format!(
                 "{principal} assumed {role} from {ip} ({network}), a network it has not used in the last {days} days. \
                  It has been seen since {since} on {known_networks} other network(s). A new network for an established \
-                 identity is how stolen credentials look; travel or a new ISP looks the same, so confirm with the owner.",
+                 identity is how stolen credentials look; travel or a new ISP looks the same. \
+                 First check with the owner whether they made this call from {ip}.",
                 days = config.network_memory_seconds / 86_400,
                 since = format_rfc3339(first_seen),
             ),
         ),
     };
-    let mut alert = Alert::new(
-        DETECTOR,
+    let mut alert = Alert::new(NewAlert {
+        detector: DETECTOR,
         severity,
-        &title,
-        &summary,
+        title: &title,
+        summary: &summary,
         // One key per principal and reason, not per network: a principal that
         // starts roaming would otherwise page once per network until it
         // qualifies as roaming.
-        dedup_key(DETECTOR, &[principal, reason]),
-        &seen.account_id,
+        dedup_key: dedup_key(DETECTOR, &[principal, reason]),
+        account_id: &seen.account_id,
         principal,
-        seen.role_arn.as_deref(),
-        Some(ip),
-        &seen.event_name,
-        seen.event_time,
-        seen.event_time,
-    )
+        caller_account,
+        role_arn: seen.role_arn.as_deref(),
+        source_ip: Some(ip),
+        event_name: &seen.event_name,
+        first_event_time: seen.event_time,
+        last_event_time: seen.event_time,
+    })
     .with_detail("network", network)
     .with_detail("reason", reason);
     if let FindingKind::NewNetwork { known_networks, first_seen } = finding.kind {

@@ -14,6 +14,8 @@
 //! "arn:aws:iam::…:user/…"\t<due>\t[{"t":…,"id":…}]    failures per principal, sorted,
 //! #long_session
 //! "arn:aws:iam::…:role/…"\t<due>\t[[…],…]             long grants per role, sorted,
+//! #accounts_read, #shared_events, #role_enumeration,   the organisation, calls counted, guesses,
+//! #role_grants, #outside_pairs                         grants and outside pairs (detect/),
 //! #inputs
 //! "s3://…"\t<due>\t<time>                             and processed inputs, sorted
 //! {"principals":N,"xxh3":"…"}                         count and checksum of all that precedes
@@ -52,7 +54,10 @@ pub use store::{FileStateStore, MemoryStateStore, StateStore};
 
 use crate::cloudtrail::EpochSeconds;
 use crate::detect::long_session::LongSessionState;
+use crate::detect::organization::OrganizationState;
+use crate::detect::outside_organization::OutsideOrganizationState;
 use crate::detect::repeated_failures::FailureState;
+use crate::detect::role_enumeration::RoleEnumerationState;
 use crate::detect::source_ip::SourceIpState;
 use crate::storage::{HorizonPruning, LazyMap};
 
@@ -79,6 +84,13 @@ pub struct State {
     pub unexpected_source_ip: SourceIpState,
     #[serde(default)]
     pub long_session: LongSessionState,
+    /// The organisation's accounts read, the start, and calls counted.
+    #[serde(default)]
+    pub organization: OrganizationState,
+    #[serde(default)]
+    pub role_enumeration: RoleEnumerationState,
+    #[serde(default)]
+    pub outside_organization: OutsideOrganizationState,
     /// Checksum of the base a saved state's principals build on; read, then
     /// held by the principals themselves.
     #[serde(default, skip_serializing)]
@@ -100,6 +112,9 @@ impl Default for State {
             repeated_failures: FailureState::default(),
             unexpected_source_ip: SourceIpState::default(),
             long_session: LongSessionState::default(),
+            organization: OrganizationState::default(),
+            role_enumeration: RoleEnumerationState::default(),
+            outside_organization: OutsideOrganizationState::default(),
             base: None,
             entries: None,
         }
@@ -134,19 +149,29 @@ impl State {
     /// saved order: a history per key that a detector keeps goes here (and
     /// in [`State::sections_mut`]), and the format needs nothing else to
     /// save it, load it, count it and refuse a section it does not know.
-    pub(crate) fn sections(&self) -> [(&'static str, &dyn Section); 3] {
+    pub(crate) fn sections(&self) -> [(&'static str, &dyn Section); 8] {
         [
             ("repeated_failures", &self.repeated_failures.by_principal),
             ("long_session", &self.long_session.by_role),
+            ("accounts_read", &self.organization.accounts),
+            ("shared_events", &self.organization.shared_events),
+            ("role_enumeration", &self.role_enumeration.guesses),
+            ("role_grants", &self.role_enumeration.grants),
+            ("outside_pairs", &self.outside_organization.pairs),
             ("inputs", &self.inputs),
         ]
     }
 
     /// [`State::sections`], to load them.
-    fn sections_mut(&mut self) -> [(&'static str, &mut dyn Section); 3] {
+    fn sections_mut(&mut self) -> [(&'static str, &mut dyn Section); 8] {
         [
             ("repeated_failures", &mut self.repeated_failures.by_principal),
             ("long_session", &mut self.long_session.by_role),
+            ("accounts_read", &mut self.organization.accounts),
+            ("shared_events", &mut self.organization.shared_events),
+            ("role_enumeration", &mut self.role_enumeration.guesses),
+            ("role_grants", &mut self.role_enumeration.grants),
+            ("outside_pairs", &mut self.outside_organization.pairs),
             ("inputs", &mut self.inputs),
         ]
     }

@@ -116,10 +116,12 @@ fn histories_and_inputs_untouched_by_an_input_are_saved_as_they_were_read() {
     let lines = |bytes: &[u8]| String::from_utf8_lossy(bytes).lines().map(str::to_owned).collect::<Vec<_>>();
     let (before, after) = (lines(&saved), lines(&again));
     let changed: Vec<_> = after.iter().filter(|line| !before.contains(line)).collect();
-    // The first line (watermark), u7's failures, the new input, and the closing checksum.
-    assert_eq!(changed.len(), 4, "{changed:#?}");
+    // The first line (watermark), u7's failures (as repeated failures and
+    // as guessed roles), the new input, and the closing checksum.
+    assert_eq!(changed.len(), 5, "{changed:#?}");
     assert!(changed[1].starts_with("\"arn:aws:iam::111122223333:user/u7\"\t"), "{changed:#?}");
-    assert!(changed[2].starts_with("\"g\"\t"), "{changed:#?}");
+    assert!(changed[2].starts_with("\"arn:aws:iam::111122223333:user/u7\"\t"), "{changed:#?}");
+    assert!(changed[3].starts_with("\"g\"\t"), "{changed:#?}");
     assert_eq!(State::from_bytes(again).unwrap(), state);
 }
 
@@ -356,10 +358,10 @@ fn newer_states() -> Vec<(&'static str, Vec<u8>)> {
         bytes
     };
     vec![
-        ("format 4", sealed("{\"format\":4,\"watermark\":5,\"role_enumeration\":{}}\n")),
+        ("format 4", sealed("{\"format\":4,\"watermark\":5,\"session_velocity\":{}}\n")),
         ("format 4", b"{\"format\":4}".to_vec()),
-        ("section #role_enumeration", sealed("{\"format\":3}\n#role_enumeration\n\"arn:aws:iam::1:user/a\"\t9\t[]\n")),
-        ("unknown field `mfa_missing`", sealed("{\"format\":3,\"mfa_missing\":{\"seen\":1}}\n")),
+        ("section #session_velocity", sealed("{\"format\":3}\n#session_velocity\n\"arn:aws:iam::1:user/a\"\t9\t[]\n")),
+        ("unknown field `geo_velocity`", sealed("{\"format\":3,\"geo_velocity\":{\"seen\":1}}\n")),
         // Inside a detector's part, where serde would read past it and drop it.
         (
             "field repeated_failures.burst_memory",
@@ -384,14 +386,14 @@ fn state_a_newer_release_wrote_is_refused_as_newer_never_as_corrupt() {
     };
     let err = base("{\"rolewatch_state_base\":4}\n");
     assert!(err.is_newer() && err.to_string().contains("base format 4"), "{err}");
-    let err = base("{\"rolewatch_state_base\":3}\n#role_enumeration\n\"k\"\t1\t[]\n");
-    assert!(err.is_newer() && err.to_string().contains("#role_enumeration"), "{err}");
+    let err = base("{\"rolewatch_state_base\":3}\n#session_velocity\n\"k\"\t1\t[]\n");
+    assert!(err.is_newer() && err.to_string().contains("#session_velocity"), "{err}");
 }
 
 #[test]
 fn damage_is_still_corrupt_not_newer() {
     // The same unknown field, but the checksum does not hold: not a release's output.
-    let mut bytes = b"{\"format\":3,\"mfa_missing\":{}}\n".to_vec();
+    let mut bytes = b"{\"format\":3,\"geo_velocity\":{}}\n".to_vec();
     close(&mut bytes, 0);
     let last = bytes.len() - 3;
     bytes[last] ^= 1;

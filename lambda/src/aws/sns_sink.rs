@@ -177,24 +177,25 @@ fn entry(alert: &Alert, index: usize, rendering: Rendering) -> Result<(PublishBa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rolewatch::alert::Severity;
+    use rolewatch::alert::{NewAlert, Severity};
     use serde_json::Value;
 
     fn alert(i: usize, account: &str) -> Alert {
-        Alert::new(
-            "repeated_failures",
-            Severity::High,
-            &format!("Burst of failed role assumptions #{i}"),
-            "Seven AccessDenied in two minutes.",
-            format!("repeated_failures:{i:016x}"),
-            account,
-            "arn:aws:iam::111122223333:user/legacy-build",
-            None,
-            Some("198.18.9.20"),
-            "AssumeRole",
-            1_790_935_269,
-            1_790_935_406,
-        )
+        Alert::new(NewAlert {
+            detector: "repeated_failures",
+            severity: Severity::High,
+            title: &format!("Burst of failed role assumptions #{i}"),
+            summary: "Seven AccessDenied in two minutes.",
+            dedup_key: format!("repeated_failures:{i:016x}"),
+            account_id: account,
+            principal: "arn:aws:iam::111122223333:user/legacy-build",
+            caller_account: Some("111122223333"),
+            role_arn: None,
+            source_ip: Some("198.18.9.20"),
+            event_name: "AssumeRole",
+            first_event_time: 1_790_935_269,
+            last_event_time: 1_790_935_406,
+        })
     }
 
     #[test]

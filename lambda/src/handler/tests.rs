@@ -323,7 +323,7 @@ async fn after_a_rollback_a_newer_state_fails_the_invocation_and_is_left_untouch
     let newer = [
         (sealed_state("{\"format\":4,\"watermark\":1}\n"), "format 4"),
         // A section a newer release added without a new format (a new detector's history).
-        (sealed_state("{\"format\":3}\n#role_enumeration\n\"arn:aws:iam::1:user/a\"\t9\t[]\n"), "#role_enumeration"),
+        (sealed_state("{\"format\":3}\n#session_velocity\n\"arn:aws:iam::1:user/a\"\t9\t[]\n"), "#session_velocity"),
     ];
     for (bytes, found) in newer {
         let objects = Objects::with(&[(&k, burst_log("e"))]);
@@ -718,4 +718,30 @@ async fn a_deadline_that_has_passed_before_the_start_is_no_time_of_day_and_is_ig
     let summary = h.handle_until(event(&[&k]), Some(not_a_time)).await.map_err(|e| e.to_string());
     assert_eq!(summary.map(|s| s["processed"].clone()), Ok(json!(1)));
     assert_eq!(published(&h), ["repeated_failures"]);
+}
+
+#[tokio::test]
+async fn suppressed_alerts_are_not_published_but_counted_per_rule_and_keep_their_cooldown() {
+    let rules = r#"[{"reason": "load test", "principal": "arn:aws:iam::*:user/loadtest"}, {"reason": "unused", "detector": "mfa_missing"}]"#;
+    let config = Config::from_env_lookup(|name| (name == "ROLEWATCH_SUPPRESS").then(|| rules.to_owned())).unwrap();
+    let (a, b, c) = (key("20261005T1005Z_a"), key("20261005T1005Z_b"), key("20261005T1010Z_c"));
+    let objects = Objects::with(&[
+        (&a, log(&burst_by("loadtest", "l"))),
+        (&b, log(&burst_by("guesser", "g"))),
+        (&c, log(&burst_by("loadtest", "m"))),
+    ]);
+    let h = Handler::new(objects, Memory::default(), Sink::default(), config);
+    let summary = h.handle(event(&[&a, &b])).await.map_err(|e| e.to_string()).unwrap();
+    assert_eq!(published(&h), ["repeated_failures"]);
+    assert_eq!(alerts(&h)[0].principal, format!("arn:aws:iam::{ACCOUNT}:user/guesser"));
+    assert_eq!((summary["alerts"].clone(), summary["suppressed"].clone()), (json!(1), json!(1)));
+    assert_eq!(
+        summary["suppressed_by_rule"],
+        json!([{"rule": 1, "reason": "load test", "alerts": 1}, {"rule": 2, "reason": "unused", "alerts": 0}])
+    );
+    // The next invocation, within the cooldown the suppressed alert started
+    // (saved with the state): neither published nor counted again.
+    let summary = h.handle(event(&[&c])).await.map_err(|e| e.to_string()).unwrap();
+    assert_eq!((summary["alerts"].clone(), summary["suppressed"].clone()), (json!(0), json!(0)));
+    assert_eq!(published(&h).len(), 1);
 }
