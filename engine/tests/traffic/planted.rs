@@ -153,6 +153,7 @@ fn mfa_missing(g: &mut Gen) {
     // An engineer's admin role without an MFA code (the role should demand one).
     let farid = iam_user(account("identity"), "farid");
     let t = g.at(11, 9, 10);
+    // From his usual office (the branch office network).
     let call = Call::new(t, &role("security", "OrgAdmin"), "farid", "198.51.100.77", CLI_UA);
     let ids = g.grant(&farid, &call);
     g.follow_up(&call, false);
