@@ -151,7 +151,7 @@ pub fn replay_files(
 ) -> ReplaySummary {
     let started = Instant::now();
     let mut summary = ReplaySummary::default();
-    let mut buffer = ScanBuffer::default();
+    let mut buffer = ScanBuffer::with_inflate_thread();
     for path in files {
         summary.files += 1;
         let fail = |error: InputError| Problem::Input { path: path.clone(), error };
