@@ -1,6 +1,7 @@
 # rolewatch developer entry points. CI runs `make test` (.ci/run).
 #
-#   make test           tools, fmt, clippy, all tests, template checks, docs checks
+#   make test           tools, fmt, clippy, all tests (the engine's also on aarch64), template checks, docs checks
+#   make test-aarch64   the engine's unit tests built for aarch64 and run under qemu-user
 #   make lint-template  cfn-lint, sam validate --lint, tests/template checks
 #   make check-docs     every command in README.md and docs/ (scripts/check-docs.py)
 #   make sample         replay the sample CloudTrail files in events/cloudtrail
@@ -30,21 +31,21 @@ TEMPLATE := template.yaml
 # Test output is kept here so that `make test` can close with one total.
 LOGS := $(CURDIR)/target/make-test
 
-.PHONY: test tools fmt-check clippy cargo-test lint-template check-docs sample bench build-lambda
+.PHONY: test tools fmt-check clippy cargo-test test-aarch64 lint-template check-docs sample bench build-lambda
 
 # Closes with one line for the whole run: every cargo test binary's counts
 # plus the template and docs checks. A failure has already stopped the run at
 # its step, so "failed" is always 0 here; what can still go wrong is a log
 # that holds no counts (its output format changed), which would make the
 # total quietly short, so that fails the run.
-test: tools fmt-check clippy cargo-test lint-template check-docs
+test: tools fmt-check clippy cargo-test test-aarch64 lint-template check-docs
 	@awk '
 	  /^test result: / { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i }; counted[FILENAME] = 1 }
 	  /^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3; counted[FILENAME] = 1 }
 	  END {
 	    for (i = 1; i < ARGC; i++) if (!(ARGV[i] in counted)) { print "make test: no counts in " ARGV[i] > "/dev/stderr"; missing = 1 }
 	    printf "total: %d passed, %d failed\n", p, f; exit missing }' \
-	  $(LOGS)/cargo-test.log $(LOGS)/template.log $(LOGS)/docs.log
+	  $(LOGS)/cargo-test.log $(LOGS)/cargo-test-aarch64.log $(LOGS)/template.log $(LOGS)/docs.log
 
 tools:
 	scripts/install-tools.sh
@@ -63,6 +64,20 @@ cargo-test: tools
 	rm -f $(LOGS)/figures.txt
 	cargo test --workspace --features rolewatch-lambda/e2e 2>&1 | tee $(LOGS)/cargo-test.log
 	if [[ -f $(LOGS)/figures.txt ]]; then echo "--- figures ---"; cat $(LOGS)/figures.txt; fi
+
+# The deployed function runs on arm64, where the record scanner takes its NEON
+# path: the engine's unit tests (the scanner's property tests among them) are
+# cross-built for aarch64 with Debian's linker and run under qemu-user, in the
+# same dev profile. Set through cargo's variables here, not a .cargo/config,
+# so no other build changes. The cross linker and qemu come from
+# `install-tools.sh --aarch64-tests` (apt-get; root or sudo).
+AARCH64 := aarch64-unknown-linux-gnu
+test-aarch64:
+	scripts/install-tools.sh --aarch64-tests
+	mkdir -p $(LOGS)
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+	  cargo test -p rolewatch --target $(AARCH64) --lib 2>&1 | tee $(LOGS)/cargo-test-aarch64.log
 
 lint-template: tools
 	cfn-lint $(TEMPLATE) templates/bucket-owner.yaml
