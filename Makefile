@@ -73,7 +73,10 @@ cargo-test: tools
 # `install-tools.sh --aarch64-tests` (apt-get; root or sudo). Emulated code is
 # slow: property tests left at proptest's default run 32 cases here (they ran
 # 256 natively above); those that set their own count, the scanner's among
-# them, keep it.
+# them, keep it. Two engine tests of pure bookkeeping (100,000 remembered
+# inputs; 6 x 125 files saved and loaded every way) take over 7 minutes of
+# CPU emulated and are left to the native run: nothing in them differs by
+# architecture that the state and storage tests here do not cover.
 AARCH64 := aarch64-unknown-linux-gnu
 test-aarch64:
 	scripts/install-tools.sh --aarch64-tests
@@ -81,7 +84,10 @@ test-aarch64:
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
 	PROPTEST_CASES=32 \
-	  cargo test -p rolewatch --target $(AARCH64) --lib 2>&1 | tee $(LOGS)/cargo-test-aarch64.log
+	  cargo test -p rolewatch --target $(AARCH64) --lib -- \
+	    --skip engine::tests::past_the_cap_the_oldest_inputs_are_forgotten_first \
+	    --skip engine::tests::lazy_pruning_and_saving_between_inputs_change_nothing \
+	  2>&1 | tee $(LOGS)/cargo-test-aarch64.log
 
 lint-template: tools
 	cfn-lint $(TEMPLATE) templates/bucket-owner.yaml
