@@ -6,6 +6,8 @@
 #
 #   scripts/install-tools.sh                  # install or verify the venv
 #   scripts/install-tools.sh --arm64-target   # also the Rust target sam build needs
+#   scripts/install-tools.sh --aarch64-tests  # also the target, Debian's cross linker and
+#                                             # qemu-user, to run the engine's tests on aarch64
 #   scripts/install-tools.sh --relock         # re-resolve tools-constraints.txt
 #
 # Environment: PYTHON (default python3), ROLEWATCH_VENV (default <repo>/.venv).
@@ -19,12 +21,14 @@ constraints="$root/scripts/tools-constraints.txt"
 stamp="$venv/.rolewatch-tools-stamp"
 
 arm64=false
+aarch64_tests=false
 relock=false
 for arg in "$@"; do
     case "$arg" in
         --arm64-target) arm64=true ;;
+        --aarch64-tests) arm64=true aarch64_tests=true ;;
         --relock) relock=true ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "install-tools: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -86,4 +90,36 @@ if $arm64; then
         say "adding rust target $target"
         rustup target add "$target"
     fi
+fi
+
+if $aarch64_tests; then
+    # The cross linker and the emulator from the distribution (Debian 12,
+    # bookworm, as CI runs): pinned to its release, not to a point version,
+    # which the mirrors drop at each security update. Installed only when
+    # missing or of another release.
+    declare -A release=(
+        [gcc-aarch64-linux-gnu]='4:12.2.0-*'
+        [libc6-dev-arm64-cross]='2.36-*'
+        [qemu-user]='1:7.2+dfsg-7*'
+    )
+    installed() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | sed -n 's/^install ok installed //p'; }
+    missing=()
+    for package in "${!release[@]}"; do
+        # shellcheck disable=SC2053  # the release is a glob
+        [[ "$(installed "$package")" == ${release[$package]} ]] || missing+=("$package")
+    done
+    if ((${#missing[@]})); then
+        sudo=()
+        ((EUID == 0)) || sudo=(sudo)
+        say "installing ${missing[*]} (apt-get, about a minute)"
+        export DEBIAN_FRONTEND=noninteractive
+        "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 ||
+            { "${sudo[@]}" apt-get update -q >&2 && "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
+        for package in "${missing[@]}"; do
+            # shellcheck disable=SC2053
+            [[ "$(installed "$package")" == ${release[$package]} ]] ||
+                { say "$package is $(installed "$package"), not of the release ${release[$package]} the tests were set up with"; exit 1; }
+        done
+    fi
+    say "aarch64 test tools: $(for p in "${!release[@]}"; do printf '%s %s; ' "$p" "$(installed "$p")"; done)"
 fi

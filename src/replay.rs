@@ -68,7 +68,7 @@ enum Content<'a> {
 }
 
 impl Content<'_> {
-    fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+    fn open(&self) -> io::Result<Box<dyn Read + Send + '_>> {
         Ok(match self {
             Content::File(path) => Box::new(File::open(path)?),
             Content::Memory(bytes) => Box::new(Cursor::new(*bytes)),
@@ -107,7 +107,7 @@ pub fn replay(
     reporter: &mut impl Reporter,
 ) -> ReplaySummary {
     let started = Instant::now();
-    let mut run = Run { engine, limits, buffer: ScanBuffer::default(), summary: ReplaySummary::default() };
+    let mut run = Run { engine, limits, buffer: ScanBuffer::with_inflate_thread(), summary: ReplaySummary::default() };
     for fetched in inputs {
         let bytes = run.one(fetched, reporter);
         reporter.input_done(bytes);
@@ -186,7 +186,7 @@ impl Run<'_, '_> {
 
     /// The content as the engine's reader reads it: CloudTrail as it is,
     /// the other forms turned into it.
-    fn source<'c>(&self, content: &'c Content<'_>, form: Form) -> io::Result<Box<dyn Read + 'c>> {
+    fn source<'c>(&self, content: &'c Content<'_>, form: Form) -> io::Result<Box<dyn Read + Send + 'c>> {
         let raw = content.open()?;
         Ok(match form {
             Form::CloudTrail => raw,
@@ -204,7 +204,7 @@ impl Run<'_, '_> {
         size
     }
 
-    fn ingest(&mut self, reporter: &mut impl Reporter, name: String, id: &str, source: Box<dyn Read + '_>) {
+    fn ingest(&mut self, reporter: &mut impl Reporter, name: String, id: &str, source: Box<dyn Read + Send + '_>) {
         let ingested = ingest(self.engine, id, source, self.limits, CHUNK_EVENTS, &mut self.buffer);
         let read = ingested.outcome.events();
         self.summary.records += read.records;

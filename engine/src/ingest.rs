@@ -55,7 +55,7 @@ impl IngestOutcome {
 /// chunks of `chunk_events` role assumptions, and records `input_id` as
 /// processed once all of it was applied. `buffer` is the read buffer, kept
 /// by the caller for its next input.
-pub fn ingest<R: Read>(
+pub fn ingest<R: Read + Send>(
     engine: &mut Engine,
     input_id: &str,
     source: R,

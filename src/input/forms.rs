@@ -40,7 +40,7 @@ pub enum Form {
 pub struct UnknownForm(pub &'static str);
 
 /// Decompresses gzip (by its magic bytes, multi-member) or passes through.
-pub fn decompressed<'a>(raw: impl Read + 'a) -> io::Result<Box<dyn BufRead + 'a>> {
+pub fn decompressed<'a>(raw: impl Read + Send + 'a) -> io::Result<Box<dyn BufRead + Send + 'a>> {
     let mut raw = BufReader::new(raw);
     let gzip = raw.fill_buf()?.starts_with(&GZIP_MAGIC);
     Ok(if gzip { Box::new(BufReader::new(MultiGzDecoder::new(raw))) } else { Box::new(raw) })
@@ -48,7 +48,7 @@ pub fn decompressed<'a>(raw: impl Read + 'a) -> io::Result<Box<dyn BufRead + 'a>
 
 /// Tells the form from the start of the content. Content that cannot even
 /// be decompressed is left to the engine's reader, which names the fault.
-pub fn detect(raw: impl Read) -> Result<Form, UnknownForm> {
+pub fn detect(raw: impl Read + Send) -> Result<Form, UnknownForm> {
     let mut head = Vec::new();
     let sniffed = decompressed(raw).and_then(|r| r.take(SNIFF_BYTES).read_to_end(&mut head));
     if sniffed.is_err() && head.is_empty() {

@@ -1,6 +1,7 @@
 //! CloudTrail input: object names, the streaming reader and event extraction.
 
 mod event;
+mod inflate_thread;
 mod reader;
 mod time;
 

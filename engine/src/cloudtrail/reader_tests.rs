@@ -41,7 +41,7 @@ fn a_scan_never_reads_what_the_last_one_left_in_its_buffer() {
     assert!(matches!(failure.error, ReadError::Truncated { .. }), "{:?}", failure.error);
     assert_eq!(failure.partial.events.len(), 1, "only the record before the cut");
     assert_eq!(read(whole.as_bytes()).unwrap().events.len(), 2, "and the whole one reads as before");
-    assert_eq!(buffer.0.capacity(), READ_CHUNK_BYTES, "the buffer was handed back for the next input");
+    assert_eq!(buffer.buf.capacity(), READ_CHUNK_BYTES, "the buffer was handed back for the next input");
 }
 
 #[test]
@@ -174,4 +174,245 @@ fn byte_at_a_time_reads_match() {
     let text = format!(r#"{{"Records":[{NOISE},{OK},{NOISE},{OK}]}}"#);
     let got = read_input(crate::sample::ByteAtATime(text.as_bytes()), &InputLimits::default()).unwrap();
     assert_eq!((got.records, got.events.len()), (4, 2));
+}
+
+/// How a scan of one value ended, the reference's way: where it ended, or
+/// the state a scan waiting for more bytes is in (depth, inside a string,
+/// an escape pending).
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Done(usize),
+    More(u32, bool, bool),
+    Invalid,
+}
+
+/// The scanner's rules in their plainest form, one byte at a time and no
+/// shared code with the reader: what every architecture's block path must agree with.
+fn reference_scan(bytes: &[u8]) -> Outcome {
+    let (mut depth, mut in_string, mut escaped) = (0u32, false, false);
+    for (i, &byte) in bytes.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+                if depth == 0 {
+                    return Outcome::Done(i + 1);
+                }
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth == 0 => return if i == 0 { Outcome::Invalid } else { Outcome::Done(i) },
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Outcome::Done(i + 1);
+                }
+            }
+            b',' | b' ' | b'\n' | b'\r' | b'\t' if depth == 0 => {
+                return if i == 0 { Outcome::Invalid } else { Outcome::Done(i) }
+            }
+            _ => {}
+        }
+    }
+    Outcome::More(depth, in_string, escaped)
+}
+
+/// The reader's scan fed `bytes` in pieces ending at `cuts`, as refills hand
+/// it more of a value, resuming where it stopped each time.
+fn scan_in_pieces(bytes: &[u8], cuts: &[usize]) -> Outcome {
+    let mut scan = ValueScan::default();
+    let mut scanned = 0;
+    let mut ends: Vec<usize> = cuts.iter().map(|&c| c % (bytes.len() + 1)).collect();
+    ends.sort_unstable();
+    ends.push(bytes.len());
+    for end in ends {
+        if end < scanned {
+            continue;
+        }
+        match scan.advance(&bytes[..end], scanned) {
+            Step::Done(n) => return Outcome::Done(n),
+            Step::Invalid(_) => return Outcome::Invalid,
+            Step::More => scanned = end,
+        }
+    }
+    Outcome::More(scan.depth, scan.in_string, scan.pending_escape)
+}
+
+/// Bytes the scanner must get right: quotes, escapes, brackets of both
+/// kinds, separators, and UTF-8 whose bytes are all >= 0x80 (and 0x5B/0x7B
+/// plus 0x20 is no other character's byte).
+fn adversarial_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let piece = prop_oneof![
+        Just(&b"\""[..]),
+        Just(&b"\\"[..]),
+        Just(&b"\\\""[..]),
+        Just(&b"\\\\"[..]),
+        Just(&b"{"[..]),
+        Just(&b"}"[..]),
+        Just(&b"["[..]),
+        Just(&b"]"[..]),
+        Just(&b","[..]),
+        Just(&b":"[..]),
+        Just(&b" "[..]),
+        Just("é日🦀".as_bytes()),
+        Just(&b"{}[]\"x\""[..]),
+        Just(&b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"[..]),
+        Just(&b";=\x7b\x5b\x7d\x5d\x3b\x1b"[..]),
+    ];
+    proptest::collection::vec(piece, 0..200).prop_map(|pieces| {
+        let mut bytes = vec![b'{'];
+        pieces.iter().for_each(|p| bytes.extend_from_slice(p));
+        bytes
+    })
+}
+
+/// A JSON record with strings full of what trips scanners: escaped quotes
+/// and backslashes, brackets and braces, UTF-8, and strings that run across
+/// 64-byte blocks; nested objects and arrays.
+fn tricky_record() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    let text = proptest::collection::vec(
+        prop_oneof![
+            Just("\""),
+            Just("\\"),
+            Just("\\\""),
+            Just("{"),
+            Just("}"),
+            Just("["),
+            Just("]"),
+            Just("é"),
+            Just("日本"),
+            Just("🦀"),
+            Just("\u{1}"),
+            Just("sts.amazonaws.com"),
+            Just("a long run of plain text that crosses a block or two of sixty-four bytes"),
+        ],
+        0..12,
+    )
+    .prop_map(|parts| serde_json::Value::String(parts.concat()));
+    let leaf = prop_oneof![text, any::<i64>().prop_map(serde_json::Value::from), Just(serde_json::Value::Null)];
+    let value = leaf.prop_recursive(4, 40, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+            proptest::collection::btree_map("[a-z{}\\[\\]\"\\\\é]{1,8}", inner, 0..5)
+                .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+        ]
+    });
+    proptest::collection::btree_map("[a-zA-Z\"{}]{1,12}", value, 1..6)
+        .prop_map(|map| serde_json::Value::Object(map.into_iter().collect()))
+}
+
+/// Hands out the input in pieces of the given sizes, over and over.
+struct Pieces<'a> {
+    bytes: &'a [u8],
+    sizes: Vec<usize>,
+    next: usize,
+}
+
+impl Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let size = self.sizes[self.next % self.sizes.len()].min(buf.len()).min(self.bytes.len());
+        self.next += 1;
+        buf[..size].copy_from_slice(&self.bytes[..size]);
+        self.bytes = &self.bytes[size..];
+        Ok(size)
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+    /// This architecture's block path (SSE2 on x86-64, NEON on aarch64,
+    /// plain bytes elsewhere) ends every value where the reference does, or
+    /// waits for more in the reference's state, however the value is cut.
+    #[test]
+    fn the_scan_agrees_with_the_reference_however_the_bytes_arrive(
+        bytes in adversarial_bytes(),
+        cuts in proptest::collection::vec(0usize..20_000, 0..6),
+    ) {
+        proptest::prop_assert_eq!(scan_in_pieces(&bytes, &cuts), reference_scan(&bytes));
+        proptest::prop_assert_eq!(scan_in_pieces(&bytes, &[]), reference_scan(&bytes));
+        for block in bytes.chunks_exact(BLOCK_BYTES) {
+            let block: &[u8; BLOCK_BYTES] = block.try_into().unwrap();
+            proptest::prop_assert_eq!(BlockMasks::of(block), BlockMasks::of_bytes(block));
+        }
+    }
+}
+
+proptest::proptest! {
+    // Each case builds and reads a dozen records: fewer, so the suite stays
+    // quick under qemu too.
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Records with tricky strings, read whole and in pieces of any size
+    /// (records split across reads and blocks at every kind of byte), are
+    /// all counted and every role assumption among them is found.
+    #[test]
+    fn records_with_tricky_strings_read_alike_however_split(
+        records in proptest::collection::vec((tricky_record(), proptest::bool::ANY), 1..12),
+        sizes in proptest::collection::vec(1usize..300, 1..5),
+    ) {
+        let texts: Vec<String> =
+            records.iter().map(|(record, sts)| if *sts { OK.to_owned() } else { record.to_string() }).collect();
+        let text = format!(r#"{{"Records":[{}]}}"#, texts.join(","));
+        let whole = read(text.as_bytes()).unwrap();
+        let sts = records.iter().filter(|(_, sts)| *sts).count();
+        proptest::prop_assert_eq!((whole.records, whole.events.len(), whole.bad_record_count), (texts.len() as u64, sts, 0));
+        let split = read_input(Pieces { bytes: text.as_bytes(), sizes, next: 0 }, &InputLimits::default()).unwrap();
+        proptest::prop_assert_eq!((split.records, split.events.len(), split.bad_record_count), (texts.len() as u64, sts, 0));
+    }
+}
+
+/// What a user would see of one read: records, role assumptions (handed
+/// over in chunks or left at the end), bad records and how it ended.
+fn read_with(bytes: &[u8], limits: &InputLimits, buffer: &mut ScanBuffer) -> String {
+    let mut handed = Vec::new();
+    let result = read_input_chunked(bytes, limits, 3, &mut |chunk| handed.extend(chunk), buffer);
+    let (read, ending) = match result {
+        Ok(read) => (read, "complete".to_owned()),
+        Err(failure) => (failure.partial, failure.error.to_string()),
+    };
+    handed.extend(read.events);
+    let ids: Vec<_> = handed.iter().map(|e| format!("{e:?}")).collect();
+    format!("{} records, {} bad {:?}, {ending}, events {ids:?}", read.records, read.bad_record_count, read.bad_records)
+}
+
+/// Gzip inflated on a second thread reads exactly as inflated in line:
+/// the same records, events, bad records and errors, with the thread's
+/// chunks reused from one input to the next and never more than it may hold.
+#[test]
+fn inflating_on_a_second_thread_reads_exactly_as_in_line() {
+    let records: Vec<String> = (0..2_500).map(|i| if i % 7 == 0 { OK.to_owned() } else { NOISE.to_owned() }).collect();
+    let body = format!(r#"{{"Records":[{},42]}}"#, records.join(","));
+    let whole = gzip(body.as_bytes());
+    let mut two_members = gzip(&body.as_bytes()[..body.len() / 3]);
+    two_members.extend(gzip(&body.as_bytes()[body.len() / 3..]));
+    let early_error = gzip(format!(r#"{{"Records":[{OK},x{}]}}"#, records.join(",")).as_bytes());
+    let cases: [(&str, &[u8], InputLimits); 6] = [
+        ("whole", &whole, InputLimits::default()),
+        ("two gzip members", &two_members, InputLimits::default()),
+        ("truncated gzip", &whole[..whole.len() / 2], InputLimits::default()),
+        ("gzip without its trailer", &whole[..whole.len() - 6], InputLimits::default()),
+        ("past the size limit", &whole, InputLimits { max_decompressed_bytes: 256 << 10, ..InputLimits::default() }),
+        ("a syntax error early in a long input", &early_error, InputLimits::default()),
+    ];
+    let mut threaded = ScanBuffer { inflate_thread: true, ..ScanBuffer::default() };
+    for (name, bytes, limits) in cases {
+        let in_line = read_with(bytes, &limits, &mut ScanBuffer::default());
+        assert!(in_line.len() > 1_000, "{name}: the case reads events: {in_line:.200}");
+        assert_eq!(read_with(bytes, &limits, &mut threaded), in_line, "{name}");
+        assert!(!threaded.chunks.is_empty() && threaded.chunks.len() <= 6, "{name}: {}", threaded.chunks.len());
+    }
+    assert_eq!(
+        read_with(&whole, &InputLimits::default(), &mut threaded),
+        read_with(&whole, &InputLimits::default(), &mut ScanBuffer::default()),
+        "after a failed input"
+    );
 }
