@@ -49,7 +49,7 @@ async fn sns_unreachable_fails_the_invocation_without_advancing_state_and_the_re
     assert_eq!(response["alerts"], 1, "{response}");
     let delivered = fx.drain().await;
     assert_delivered(&delivered, &expected_alerts(&[BURST]));
-    assert_eq!(delivered[0].detector(), "repeated_failures");
+    assert_eq!(delivered[0].detector(), "role_enumeration");
     let state = fx.state(prefix).await.expect("state");
     assert!(state.inputs.contains_key(&format!("s3://{TRAIL_BUCKET}/{BURST}")));
 }
@@ -88,7 +88,7 @@ async fn a_corrupt_object_fails_by_name_and_the_others_are_still_processed() {
     let delivered = fx.drain().await;
     let mut detectors: Vec<&str> = delivered.iter().map(|d| d.detector()).collect();
     detectors.sort_unstable();
-    assert_eq!(detectors, ["long_session", "repeated_failures", "unreadable_input"]);
+    assert_eq!(detectors, ["long_session", "role_enumeration", "unreadable_input"]);
     let unreadable = delivered.iter().find(|d| d.detector() == "unreadable_input").expect("unreadable alert");
     assert_eq!(unreadable.alert["details"]["input"], bad_uri);
     assert_eq!(unreadable.alert["account_id"], ACCOUNT);
@@ -127,7 +127,7 @@ async fn in_an_sqs_batch_only_the_message_with_the_corrupt_object_fails() {
     assert_eq!(failed, ["bad", "garbled"], "only the failed messages are retried: {response}");
     let mut detectors: Vec<String> = fx.drain().await.iter().map(|d| d.detector().to_owned()).collect();
     detectors.sort_unstable();
-    assert_eq!(detectors, ["long_session", "repeated_failures", "unreadable_input"]);
+    assert_eq!(detectors, ["long_session", "role_enumeration", "unreadable_input"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +149,7 @@ async fn a_corrupt_state_object_is_quarantined_reported_and_replaced() {
     let delivered = fx.drain().await;
     let mut detectors: Vec<&str> = delivered.iter().map(|d| d.detector()).collect();
     detectors.sort_unstable();
-    assert_eq!(detectors, ["repeated_failures", "state_reset"]);
+    assert_eq!(detectors, ["role_enumeration", "state_reset"]);
     let reset = delivered.iter().find(|d| d.detector() == "state_reset").expect("state_reset alert");
     assert_eq!(reset.alert["account_id"], ACCOUNT);
     assert_eq!(reset.attributes.get("severity").map(|(_, v)| v.as_str()), Some("medium"));

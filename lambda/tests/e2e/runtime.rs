@@ -187,7 +187,7 @@ async fn cargo_lambda_watch_and_invoke_deliver_an_alert_through_the_runtime_loop
 
     let delivered = fx.drain().await;
     assert_delivered(&delivered, &expected_alerts(&[BURST]));
-    assert_eq!(delivered[0].detector(), "repeated_failures");
+    assert_eq!(delivered[0].detector(), "role_enumeration");
     let log_text = watch.log();
     assert!(log_text.contains("\"account\":\"111122223333\""), "structured JSON logs from the function:\n{log_text}");
 

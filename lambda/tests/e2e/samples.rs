@@ -49,7 +49,7 @@ async fn every_sample_event_delivers_the_engines_alerts() {
         Case {
             event: "s3-notification.json",
             objects: &[BURST],
-            detections: vec![("repeated_failures", user("legacy-build"))],
+            detections: vec![("role_enumeration", user("legacy-build"))],
         },
         Case {
             event: "eventbridge-object-created.json",
@@ -64,7 +64,7 @@ async fn every_sample_event_delivers_the_engines_alerts() {
         Case {
             event: "sns-cloudtrail-notification.json",
             objects: &[QUIET, BOB_LONG, QUIET_1000, BURST],
-            detections: vec![("long_session", user("bob")), ("repeated_failures", user("legacy-build"))],
+            detections: vec![("long_session", user("bob")), ("role_enumeration", user("legacy-build"))],
         },
         Case { event: "s3-test-event.json", objects: &[], detections: vec![] },
     ];
