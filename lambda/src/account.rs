@@ -55,6 +55,7 @@ where
         &self,
         account: &str,
         objects: &[ObjectRef],
+        read_accounts: &[String],
         summary: &mut InvocationSummary,
         failures: &mut BTreeMap<ObjectRef, FailureCause>,
         stop_at: Option<tokio::time::Instant>,
@@ -125,6 +126,8 @@ where
             };
 
             let mut engine = Engine::new(&self.config, state);
+            let others: Vec<&str> = read_accounts.iter().map(String::as_str).filter(|a| *a != account).collect();
+            engine.note_accounts_read(&others);
             let mut report = AccountReport { attempts: attempt, ..AccountReport::default() };
             let mut processed: Vec<Processed<'_>> = Vec::new();
             for object in objects {

@@ -216,6 +216,30 @@ where
         }
     }
 
+    /// The accounts whose logs rolewatch reads: those with state, and those
+    /// of this invocation's objects. Each account's engine is told of them,
+    /// so that a role owner's copy of a call one of them made is not counted
+    /// beside the caller's copy (see `Engine::note_accounts_read`). Without
+    /// the listing, detection goes on; such a call may then page twice.
+    async fn accounts_read(
+        &self,
+        accounts: &BTreeMap<String, Vec<ObjectRef>>,
+        stop_at: Option<tokio::time::Instant>,
+    ) -> Vec<String> {
+        let mut read = match within(stop_at, self.store.accounts()).await {
+            Some(Ok(listed)) => listed,
+            Some(Err(e)) => {
+                warn!(error = %e, "the accounts with state could not be listed; a cross-account call may be counted twice");
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        read.extend(accounts.keys().filter(|a| a.as_str() != UNKNOWN_ACCOUNT).cloned());
+        read.sort_unstable();
+        read.dedup();
+        read
+    }
+
     /// Processes every object of every unit; returns the failures and the
     /// indexes of the units that hold a failed object.
     async fn process(
@@ -243,6 +267,8 @@ where
             accounts.entry(account).or_default().push(object.clone());
         }
 
+        let read_accounts = self.accounts_read(&accounts, stop_at).await;
+
         let mut failures: Vec<ObjectFailure> = Vec::new();
         for (account, objects) in &accounts {
             let started = Instant::now();
@@ -255,7 +281,14 @@ where
                 let lease = within(stop_at.map(|s| s + LEASE_GRACE), self.store.acquire_lease(account, stop_at));
                 match lease.await {
                     Some(Ok(())) => {
-                        let work = self.process_account(account, objects, summary, &mut object_failures, stop_at);
+                        let work = self.process_account(
+                            account,
+                            objects,
+                            &read_accounts,
+                            summary,
+                            &mut object_failures,
+                            stop_at,
+                        );
                         let outcome =
                             within(stop_at, work).await.unwrap_or_else(|| deadline("while it was brought up to date"));
                         if let Err(e) = self.store.release_lease(account).await {

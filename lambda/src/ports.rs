@@ -162,6 +162,14 @@ pub trait StateStore: Send + Sync {
         async { Ok(()) }
     }
 
+    /// The accounts that have state in this store. Their logs are collected,
+    /// so a role owner's copy of a call they made is redundant (the caller's
+    /// copy is read), and they are inside the organisation. The default
+    /// knows none: a store that keeps one account's state.
+    fn accounts(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// Copies unreadable state bytes aside; returns where they went.
     fn quarantine(&self, account: &str, raw: &[u8]) -> impl Future<Output = Result<String, StoreError>> + Send;
 

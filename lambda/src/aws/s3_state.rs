@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -63,7 +63,20 @@ pub struct S3StateStore {
     /// The memory of the last base dropped, for the next base this process
     /// reads or writes (see `rolewatch::storage::BaseSpare`).
     spare: BaseSpare,
+    /// The accounts with state, as last listed, and when: see
+    /// [`ACCOUNTS_LISTING_TTL`].
+    accounts: Arc<Mutex<Option<AccountsListing>>>,
 }
+
+/// The accounts with state, and when they were listed.
+type AccountsListing = (Instant, Vec<String>);
+
+/// How long a warm function reuses its listing of the accounts with state.
+/// Accounts join rarely, and a listing per invocation of a busy organisation
+/// trail would cost more than the function; a new account is noticed this
+/// much later, in the meantime at worst paging twice for a call it made into
+/// another account (both copies counted).
+const ACCOUNTS_LISTING_TTL: Duration = Duration::from_secs(900);
 
 /// Why the base a state names cannot be used.
 enum BaseProblem {
@@ -126,6 +139,7 @@ impl S3StateStore {
             orphan_base_age: ORPHAN_BASE_AGE,
             lease_wait: DEFAULT_LEASE_WAIT,
             spare: BaseSpare::default(),
+            accounts: Arc::default(),
         }
     }
 
@@ -461,6 +475,41 @@ impl StateStore for S3StateStore {
 
     fn location(&self, account: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.key(account))
+    }
+
+    /// The `{prefix}{account}.json` objects, listed at most once per
+    /// [`ACCOUNTS_LISTING_TTL`] by a warm function.
+    async fn accounts(&self) -> Result<Vec<String>, StoreError> {
+        let cached = self.accounts.lock().ok().and_then(|cached| {
+            cached.as_ref().filter(|(at, _)| at.elapsed() < ACCOUNTS_LISTING_TTL).map(|(_, accounts)| accounts.clone())
+        });
+        if let Some(accounts) = cached {
+            return Ok(accounts);
+        }
+        let mut accounts = Vec::new();
+        // The delimiter keeps quarantined copies (a folder below) out of the listing.
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&self.prefix)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.error("list", &self.prefix, err))?;
+            for object in page.contents() {
+                let account =
+                    object.key().and_then(|k| k.strip_prefix(&self.prefix)).and_then(|k| k.strip_suffix(".json"));
+                if let Some(account) = account.filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())) {
+                    accounts.push(account.to_owned());
+                }
+            }
+        }
+        if let Ok(mut cached) = self.accounts.lock() {
+            *cached = Some((Instant::now(), accounts.clone()));
+        }
+        Ok(accounts)
     }
 }
 

@@ -10,6 +10,7 @@
 
 mod concurrency;
 mod contended;
+mod cross_account;
 mod fault_matrix;
 mod faults;
 mod harness;
