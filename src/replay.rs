@@ -99,6 +99,18 @@ impl Content<'_> {
     }
 }
 
+/// The account a CloudTrail log file's records are logged in, from its
+/// key or path (`AWSLogs/[o-id/]<account>/CloudTrail/...`) or its file name
+/// (`<account>_CloudTrail_<region>_...`).
+fn logged_in(name: &str) -> Option<String> {
+    rolewatch::cloudtrail::account_from_key(name).or_else(|| {
+        let file = name.rsplit(['/', '\\']).next()?;
+        let (account, rest) = file.split_once('_')?;
+        let is_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+        (is_account && rest.starts_with("CloudTrail_")).then(|| account.to_owned())
+    })
+}
+
 /// Replays `inputs` through `engine`, in their order.
 pub fn replay(
     engine: &mut Engine,
@@ -180,6 +192,10 @@ impl Run<'_, '_> {
             Err(e) => return self.fail(reporter, name, InputError::Source(e), size),
         };
         self.summary.bytes += size;
+        if let Some(account) = logged_in(&name) {
+            // Its records were logged in this account: the account's logs are read.
+            self.engine.note_accounts_read(&[&account]);
+        }
         self.ingest(reporter, name, &id, source);
         size
     }
@@ -240,6 +256,16 @@ impl Run<'_, '_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_log_files_account_comes_from_its_key_path_or_name() {
+        let key = "s3://trail/AWSLogs/o-abc/111122223333/CloudTrail/us-east-1/2026/10/05/x.json.gz";
+        assert_eq!(super::logged_in(key).as_deref(), Some("111122223333"));
+        let name = "/tmp/logs/444455556666_CloudTrail_us-east-1_20261005T1005Z_abc.json.gz";
+        assert_eq!(super::logged_in(name).as_deref(), Some("444455556666"));
+        assert_eq!(super::logged_in("export.json"), None);
+        assert_eq!(super::logged_in("12345_CloudTrail_x.json"), None);
+    }
+
     #[test]
     fn content_is_known_by_the_xxh3_digest_earlier_releases_remembered() {
         // Computed with the xxhash-rust crate of earlier releases: a different

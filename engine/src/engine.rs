@@ -51,7 +51,7 @@ pub struct Engine {
     /// was made (for the run summary; not state).
     cooldown_held: BTreeMap<String, u64>,
     /// Accounts whose logs other engines read (see [`Engine::note_accounts_read`]).
-    read_elsewhere: Vec<String>,
+    read_elsewhere: std::collections::BTreeSet<String>,
     /// `[[suppress]]` rules and what they held back in this engine's life.
     suppressions: Suppressions,
 }
@@ -63,7 +63,7 @@ impl Engine {
             allowed: config.unexpected_source_ip.allowed_networks(),
             state,
             cooldown_held: BTreeMap::new(),
-            read_elsewhere: Vec::new(),
+            read_elsewhere: std::collections::BTreeSet::new(),
             suppressions: Suppressions::new(&config.suppress),
         }
     }
@@ -345,8 +345,14 @@ impl Engine {
     /// it, each account's engine knows only its own logs (see "Inside and
     /// outside the organisation" in docs/detectors.md).
     /// Noted with the event time of the role assumptions next applied.
+    /// `rolewatch replay` notes the account each CloudTrail file is logged
+    /// in, so that files without role assumptions count too.
     pub fn note_accounts_read(&mut self, accounts: &[&str]) {
-        self.read_elsewhere.extend(accounts.iter().map(|a| (*a).to_owned()));
+        for account in accounts {
+            if !self.read_elsewhere.contains(*account) {
+                self.read_elsewhere.insert((*account).to_owned());
+            }
+        }
     }
 
     /// Principals currently roaming (newest event time), for the run summary.

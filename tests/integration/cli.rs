@@ -234,3 +234,36 @@ fn a_state_file_of_a_newer_release_is_refused_and_kept_not_overwritten() {
     assert!(!err.contains("move the file aside"), "{err}");
     assert_eq!(std::fs::read(&state).unwrap(), newer, "the file is kept as it was");
 }
+
+/// A CloudTrail file of an account without role assumptions still shows
+/// that account's logs are read: a role owner's copy of a call it made is
+/// then not counted, and it is no outsider.
+#[test]
+fn an_account_whose_log_file_holds_no_role_assumptions_is_still_read() {
+    use rolewatch::sample;
+    let (caller, owner) = ("111111111111", "222222222222");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let write = |name: &str, records: &[Value]| {
+        std::fs::write(dir.path().join(name), sample::log_json(records)).expect("write a log file");
+    };
+    // Path order: the caller's file (no role assumptions) first, then the owner's.
+    write(
+        "111111111111_CloudTrail_us-east-1_20261005T1100Z_b.json",
+        &[sample::other_call(caller, "b1", "2026-10-05T11:00:00Z")],
+    );
+    write(
+        "222222222222_CloudTrail_us-east-1_20261005T1000Z_a.json",
+        &[sample::granted_assume_role(owner, "deployer", "a1", "2026-10-05T10:00:00Z")],
+    );
+    // Past the discovery hour: the owner's copy of a call by the caller's account.
+    let mut call = sample::granted_assume_role(owner, "deployer", "a2", "2026-10-05T13:00:00Z");
+    call["userIdentity"] =
+        serde_json::json!({"type": "AWSAccount", "principalId": "AIDAEXAMPLEUSERID0001", "accountId": caller});
+    call["sharedEventID"] = serde_json::json!("7c0e4b1a-0000-4000-8000-000000000002");
+    write("222222222222_CloudTrail_us-east-1_20261005T1300Z_c.json", &[call]);
+
+    let out = rolewatch(&["replay", "--format", "json", &dir.path().display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let detectors: Vec<String> = alerts(&out).iter().map(|a| a["detector"].as_str().unwrap_or("").to_owned()).collect();
+    assert!(detectors.is_empty(), "the caller's account is read, so its call is no outsider's: {detectors:?}");
+}
