@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::handler::{Handler, UNKNOWN_ACCOUNT};
 use crate::object_stream::{stream_object, Outcome, Streamed};
-use crate::ports::{AlertSink, LoadedState, ObjectSource, SaveOutcome, StateStore, StateVersion};
+use crate::ports::{AccountStateStore, AlertSink, LoadedState, ObjectSource, SaveOutcome, StateVersion};
 use crate::report::{log_read, AccountError, FailureCause, FetchError, InvocationSummary};
 use crate::triggers::ObjectRef;
 
@@ -44,7 +44,7 @@ pub(crate) struct AccountReport {
 impl<S, R, K> Handler<S, R, K>
 where
     S: ObjectSource,
-    R: StateStore,
+    R: AccountStateStore,
     K: AlertSink,
 {
     /// Loads the account's state, streams every object not yet processed

@@ -39,7 +39,7 @@ use serde_json::Value;
 use tracing::{error, info, warn};
 
 use crate::metrics::emf_lines;
-use crate::ports::{AlertSink, Clock, ObjectSource, StateStore, SystemClock};
+use crate::ports::{AccountStateStore, AlertSink, Clock, ObjectSource, SystemClock};
 use crate::report::{log_summary, AccountError, FailureCause, InvocationError, InvocationSummary, ObjectFailure};
 use crate::triggers::{parse_invocation, Invocation, ObjectRef, TriggerKind};
 
@@ -84,7 +84,7 @@ struct Unit {
 impl<S, R, K> Handler<S, R, K>
 where
     S: ObjectSource,
-    R: StateStore,
+    R: AccountStateStore,
     K: AlertSink,
 {
     pub fn new(source: S, store: R, sink: K, config: Config) -> Self {

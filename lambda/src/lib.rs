@@ -5,7 +5,7 @@
 //! trigger (S3 notification | EventBridge Object Created | SQS | CloudTrail SNS)
 //!   -> triggers     object refs; digests, non-logs and s3:TestEvent skipped
 //!   -> ObjectSource streamed GetObject -> rolewatch::ingest, 4,096 role assumptions at a time
-//!   -> StateStore   per account: a state object (conditional writes) naming a shared base
+//!   -> AccountStateStore   per account: a state object (conditional writes) naming a shared base
 //!   -> Engine       rolewatch::engine, pure
 //!   -> AlertSink    SNS PublishBatch; state saved only after delivery
 //! ```

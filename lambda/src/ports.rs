@@ -128,7 +128,7 @@ pub enum SaveOutcome {
 }
 
 /// Detector state, one object per account, saved conditionally.
-pub trait StateStore: Send + Sync {
+pub trait AccountStateStore: Send + Sync {
     fn load(&self, account: &str) -> impl Future<Output = Result<LoadedState, StoreError>> + Send;
 
     /// Saves only if the stored object is still `expected` (`None`: only if

@@ -27,7 +27,7 @@ use aws_sdk_s3::Client;
 use rolewatch::state::{State, StateBase};
 use rolewatch::storage::{BaseSpare, SharedBytes};
 
-use crate::ports::{BoxError, LoadedState, SaveOutcome, StateStore, StateVersion, StoreError};
+use crate::ports::{AccountStateStore, BoxError, LoadedState, SaveOutcome, StateVersion, StoreError};
 
 /// The default `ROLEWATCH_STATE_PREFIX`.
 pub const DEFAULT_STATE_PREFIX: &str = "rolewatch/state/";
@@ -292,7 +292,7 @@ impl S3StateStore {
     }
 }
 
-impl StateStore for S3StateStore {
+impl AccountStateStore for S3StateStore {
     async fn load(&self, account: &str) -> Result<LoadedState, StoreError> {
         let key = self.key(account);
         let mut read_before: Option<StateVersion> = None;

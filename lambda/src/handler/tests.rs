@@ -152,7 +152,7 @@ impl Memory {
     }
 }
 
-impl StateStore for Memory {
+impl AccountStateStore for Memory {
     async fn load(&self, _: &str) -> Result<LoadedState, StoreError> {
         let stored = self.stored.lock().map_err(|_| poisoned())?.clone();
         match stored {

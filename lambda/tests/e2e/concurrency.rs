@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rolewatch::config::Config;
 use rolewatch_lambda::aws::{S3Source, SnsSink};
-use rolewatch_lambda::ports::StateStore;
+use rolewatch_lambda::ports::AccountStateStore;
 use rolewatch_lambda::Handler;
 
 use crate::contended::ContendedState;
@@ -129,7 +129,10 @@ async fn with_the_lease_a_burst_larger_than_the_threshold_split_across_invocatio
 }
 
 /// Every object in its own invocation, all started at once; each must succeed.
-async fn invoke_each_at_once<R: StateStore + 'static>(handler: &Arc<Handler<S3Source, R, SnsSink>>, keys: &[String]) {
+async fn invoke_each_at_once<R: AccountStateStore + 'static>(
+    handler: &Arc<Handler<S3Source, R, SnsSink>>,
+    keys: &[String],
+) {
     let tasks: Vec<_> = keys
         .iter()
         .map(|key| {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rolewatch::state::State;
 use rolewatch_lambda::aws::S3StateStore;
-use rolewatch_lambda::ports::{LoadedState, SaveOutcome, StateStore, StateVersion, StoreError};
+use rolewatch_lambda::ports::{AccountStateStore, LoadedState, SaveOutcome, StateVersion, StoreError};
 
 /// The real S3 state store, paused after each load so concurrent
 /// invocations really do work from stale state, and counting the conflicts
@@ -43,7 +43,7 @@ impl ContendedState {
     }
 }
 
-impl StateStore for ContendedState {
+impl AccountStateStore for ContendedState {
     async fn load(&self, account: &str) -> Result<LoadedState, StoreError> {
         let loaded = self.inner.load(account).await;
         tokio::time::sleep(self.load_pause).await;

@@ -17,8 +17,8 @@ use rolewatch::alert::Alert;
 use rolewatch::state::State;
 use rolewatch_lambda::aws::{S3Source, S3StateStore, SnsSink};
 use rolewatch_lambda::ports::{
-    AlertSink, LoadedState, ObjectReader, ObjectSource, SaveOutcome, SinkError, SourceError, StateStore, StateVersion,
-    StoreError,
+    AccountStateStore, AlertSink, LoadedState, ObjectReader, ObjectSource, SaveOutcome, SinkError, SourceError,
+    StateVersion, StoreError,
 };
 use rolewatch_lambda::triggers::ObjectRef;
 use rolewatch_lambda::Handler;
@@ -145,7 +145,7 @@ struct FaultyRepo {
     injector: Arc<Injector>,
 }
 
-impl StateStore for FaultyRepo {
+impl AccountStateStore for FaultyRepo {
     async fn load(&self, account: &str) -> Result<LoadedState, StoreError> {
         if self.injector.call(Op::Load).is_some() {
             self.injector.fired(format!("load {account}"));

@@ -12,7 +12,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::primitives::ByteStream;
 use rolewatch::sample;
 use rolewatch_lambda::aws::{S3Source, S3StateStore, SnsSink};
-use rolewatch_lambda::ports::StateStore;
+use rolewatch_lambda::ports::AccountStateStore;
 use rolewatch_lambda::{aws_handler, AwsHandler, Handler, Settings};
 use serde_json::{json, Value};
 
@@ -212,7 +212,7 @@ impl Fixture {
 
     /// The handler `main` builds, with the state store `repo` makes of the
     /// real S3 one (to slow it, count its conflicts, configure it).
-    pub fn handler_with<R: StateStore>(
+    pub fn handler_with<R: AccountStateStore>(
         &self,
         prefix: &str,
         repo: impl FnOnce(S3StateStore) -> R,
