@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::Alert;
 use crate::cloudtrail::{account_of_arn, parse_event_time, EpochSeconds};
 use crate::config::{parse_cidr, ConfigError};
+use crate::detect::DETECTORS;
 
 /// One `[[suppress]]` rule, as written in TOML or in `ROLEWATCH_SUPPRESS`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,17 +40,6 @@ pub struct SuppressRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
 }
-
-/// The detectors a rule may name: the contract's seven.
-const DETECTORS: [&str; 7] = [
-    "repeated_failures",
-    "unexpected_source_ip",
-    "long_session",
-    "role_enumeration",
-    "external_id_missing",
-    "mfa_missing",
-    "outside_organization",
-];
 
 impl SuppressRule {
     /// Checks every field; `key_prefix` names the rule (`suppress[2]`) so

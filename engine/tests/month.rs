@@ -13,31 +13,12 @@ use std::sync::OnceLock;
 use rolewatch::alert::Alert;
 use rolewatch::cloudtrail::ScanBuffer;
 use rolewatch::config::Config;
+use rolewatch::detect::DETECTORS;
 use rolewatch::engine::Engine;
 use rolewatch::ingest::{ingest, IngestOutcome, CHUNK_EVENTS};
 use rolewatch::state::State;
 use traffic::{LogFile, Month, Planted};
 
-/// The detectors this engine implements: every planted incident of these
-/// must be found, once. A detector added to the engine is added here (its
-/// configuration section then goes into the month's config, see
-/// `Month::config_toml`); planted incidents of the others are listed as
-/// not judged.
-const DETECTORS_BUILT: &[&str] = &ALL_DETECTORS;
-/// Every detector there is (contract.md, "Detections and their meaning").
-const ALL_DETECTORS: [&str; 7] = [
-    "repeated_failures",
-    "unexpected_source_ip",
-    "long_session",
-    "role_enumeration",
-    "external_id_missing",
-    "mfa_missing",
-    "outside_organization",
-];
-/// Whether the engine counts a call logged in two accounts once (contract
-/// "One call, counted once"). Until it does, calls paged twice are
-/// measured and printed, not failed.
-const ONE_CALL_COUNTED_ONCE: bool = true;
 /// About one false alarm a week, as the Lambda meets the month.
 const MAX_FALSE_ALARMS: usize = 5;
 /// Walking one account's month before the next (`rolewatch replay` over
@@ -168,24 +149,17 @@ fn judge(order: &str, runs: &[Vec<&LogFile>], max_false_alarms: usize, toml: &st
 
     let mut problems = Vec::new();
     let mut found = 0;
-    let mut not_judged = Vec::new();
     for planted in &month.planted {
         let by_detector: Vec<&Alert> = run.alerts.iter().filter(|a| planted.found_by(a)).collect();
         let concerning: Vec<&Alert> = run.alerts.iter().filter(|a| planted.concerns(a)).collect();
-        if !DETECTORS_BUILT.contains(&planted.detector) {
-            not_judged.push(format!("{} ({})", planted.detector, planted.what));
-            continue;
-        }
         match by_detector.len() {
             0 => problems.push(format!("missed: {}", describe_planted(planted))),
             1 => found += 1,
-            // Until then, a call logged twice pages twice (measured below).
-            _ if !ONE_CALL_COUNTED_ONCE => found += 1,
             n => problems.push(format!("paged {n} times: {}", describe_planted(planted))),
         }
-        // With every detector built, one incident is one page (contract:
-        // a burst that is both repeated failures and enumeration pages once).
-        if DETECTORS_BUILT.len() == ALL_DETECTORS.len() && concerning.len() > 1 {
+        // One incident is one page (contract: a burst that is both repeated
+        // failures and enumeration pages once).
+        if concerning.len() > 1 {
             let all: Vec<String> = concerning.iter().map(|a| describe(a)).collect();
             problems.push(format!("one incident, {} pages: {}: {all:#?}", concerning.len(), planted.what));
         }
@@ -214,7 +188,7 @@ fn judge(order: &str, runs: &[Vec<&LogFile>], max_false_alarms: usize, toml: &st
         run.role_assumptions,
         month.calls_logged_twice,
         run.alerts.len(),
-        month.planted.len() - not_judged.len(),
+        month.planted.len(),
         false_alarms.len(),
         twice.len()
     );
@@ -227,15 +201,12 @@ fn judge(order: &str, runs: &[Vec<&LogFile>], max_false_alarms: usize, toml: &st
     for call in twice.iter().take(SHOWN) {
         figures += &format!("\n  paged twice: {call}");
     }
-    if !not_judged.is_empty() {
-        figures += &format!("\n  not judged (detector not built): {}", not_judged.join(", "));
-    }
     report(&figures);
 
     if false_alarms.len() > max_false_alarms {
         problems.push(format!("{} false alarms (at most {max_false_alarms})", false_alarms.len()));
     }
-    if ONE_CALL_COUNTED_ONCE && !twice.is_empty() {
+    if !twice.is_empty() {
         problems.push(format!("{} calls paged twice", twice.len()));
     }
     assert!(problems.is_empty(), "{order}:\n{}\n\n{figures}", problems.join("\n"));
@@ -258,7 +229,7 @@ fn a_replay_of_the_month_account_by_account_finds_every_planted_incident() {
     // then the next; one run per account folder (the exports last), which
     // is one replay of the whole tree with the state saved between.
     let by_folder = |f: &LogFile| f.key.split('/').take(3).collect::<Vec<_>>().join("/");
-    let toml = month().config_toml(DETECTORS_BUILT);
+    let toml = month().config_toml();
     judge("replay order", &runs(&month().files, by_folder), MAX_FALSE_ALARMS_ACCOUNT_BY_ACCOUNT, &toml);
 }
 
@@ -267,7 +238,7 @@ fn the_month_as_the_lambda_meets_it_finds_every_planted_incident_with_about_one_
     // Accounts interleaved in delivery time (the export files at their
     // hour), one run per day as a daily `rolewatch replay --state` would.
     let by_day = |f: &LogFile| (f.delivered.div_euclid(86_400)).to_string();
-    let toml = month().config_toml(DETECTORS_BUILT);
+    let toml = month().config_toml();
     judge("delivery order", &runs(month().in_delivery_order(), by_day), MAX_FALSE_ALARMS, &toml);
 }
 
@@ -276,7 +247,7 @@ fn the_month_with_no_account_listed_learns_the_organisation_from_its_logs() {
     // `[organization] account_ids` left empty: the accounts are those whose
     // logs were read, learned in the discovery hour from the first record.
     let toml: String = month()
-        .config_toml(DETECTORS_BUILT)
+        .config_toml()
         .lines()
         .filter(|line| !line.starts_with("account_ids"))
         .map(|line| format!("{line}\n"))
@@ -289,7 +260,7 @@ fn the_month_with_no_account_listed_learns_the_organisation_from_its_logs() {
 #[test]
 fn the_month_plants_every_detector_and_logs_cross_account_calls_twice() {
     let month = month();
-    for detector in ALL_DETECTORS {
+    for detector in DETECTORS {
         let n = month.planted.iter().filter(|p| p.detector == detector).count();
         assert!(n >= 2, "{detector}: {n} planted");
     }

@@ -12,6 +12,17 @@ pub mod source_ip;
 
 use crate::cloudtrail::EpochSeconds;
 
+/// Every detector's name, as alerts and `[[suppress]]` rules give it.
+pub const DETECTORS: [&str; 7] = [
+    repeated_failures::DETECTOR,
+    source_ip::DETECTOR,
+    long_session::DETECTOR,
+    role_enumeration::DETECTOR,
+    external_id_missing::DETECTOR,
+    mfa_missing::DETECTOR,
+    outside_organization::DETECTOR,
+];
+
 /// How far behind the newest event of the whole state history is kept,
 /// beyond each detector's own span. Files arrive late (CloudTrail within
 /// minutes, retries within hours), a replay walks one account's month before

@@ -115,23 +115,17 @@ impl Month {
         files
     }
 
-    /// The month's configuration as TOML, with the sections only the
-    /// detectors in `built` know (an engine without them rejects them as
-    /// unknown keys).
-    pub fn config_toml(&self, built: &[&str]) -> String {
+    /// The month's configuration as TOML: its organisation, its vendors and
+    /// the roles that require MFA.
+    pub fn config_toml(&self) -> String {
         let list = |items: &[String]| items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ");
-        let mut toml = String::new();
-        let org_based = ["external_id_missing", "outside_organization"];
-        if built.iter().any(|d| org_based.contains(d)) {
-            toml += &format!("[organization]\naccount_ids = [{}]\n\n", list(&self.organization));
-        }
-        if built.contains(&"outside_organization") {
-            toml += &format!("[outside_organization]\ntrusted_accounts = [{}]\n\n", list(&self.trusted_vendors));
-        }
-        if built.contains(&"mfa_missing") {
-            toml += &format!("[mfa_required]\nroles = [{}]\n\n", list(&self.mfa_roles));
-        }
-        toml
+        format!(
+            "[organization]\naccount_ids = [{}]\n\n[outside_organization]\ntrusted_accounts = [{}]\n\n\
+             [mfa_required]\nroles = [{}]\n\n",
+            list(&self.organization),
+            list(&self.trusted_vendors),
+            list(&self.mfa_roles)
+        )
     }
 }
 
