@@ -194,7 +194,19 @@ fn scan_input<R: Read>(
 ) -> Result<(), ReadError> {
     let (gzip, buffered) = open(raw)?;
     let source: Box<dyn Read + '_> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
-    let mut scanner = Scanner::new(CappedReader::new(source, limits), gzip, sink, buffer.take());
+    walk(CappedReader::new(source, limits), gzip, limits, out, sink, buffer)
+}
+
+/// Scans `source` to its end in the buffer's memory, and keeps the memory.
+fn walk<S: Read>(
+    source: S,
+    gzip: bool,
+    limits: &InputLimits,
+    out: &mut InputEvents,
+    sink: ChunkSink<'_>,
+    buffer: &mut ScanBuffer,
+) -> Result<(), ReadError> {
+    let mut scanner = Scanner::new(source, gzip, sink, buffer.take());
     let walked = scanner.walk(limits, out);
     buffer.keep(scanner.buf);
     walked
@@ -211,10 +223,7 @@ fn scan_input_inflating_aside<R: Read + Send>(
 ) -> Result<(), ReadError> {
     let (gzip, buffered) = open(raw)?;
     if !gzip {
-        let mut scanner = Scanner::new(CappedReader::new(buffered, limits), gzip, sink, buffer.take());
-        let walked = scanner.walk(limits, out);
-        buffer.keep(scanner.buf);
-        return walked;
+        return walk(CappedReader::new(buffered, limits), gzip, limits, out, sink, buffer);
     }
     let capped = CappedReader::new(MultiGzDecoder::new(buffered), limits);
     std::thread::scope(|scope| {
