@@ -212,18 +212,29 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
         refresh: impl FnOnce(&mut V) -> bool,
         new: impl FnOnce() -> V,
     ) -> &mut V {
-        // `None`: decoded already; `Some(None)`: not stored either;
-        // `Some(Some(None))`: stored on a line that does not decode.
-        let stored = (!self.loaded.contains_key(key)).then(|| self.find_stored(key));
-        let slot = self.loaded.entry(key.to_owned()).or_insert(None);
-        match stored {
-            Some(Some(Some(value))) => *slot = Some(value),
-            // Replaced by a new one below: the count stays.
-            Some(Some(None)) => {}
-            Some(None) => self.len += 1,
-            None if slot.is_none() => self.len += 1,
-            None => {}
-        }
+        let slot = match self.loaded.contains_key(key) {
+            // The usual case once warm: found without allocating its key.
+            true => match self.loaded.get_mut(key) {
+                Some(slot) => {
+                    if slot.is_none() {
+                        self.len += 1;
+                    }
+                    slot
+                }
+                None => unreachable!("contains_key said it is there"),
+            },
+            false => {
+                let stored = match self.find_stored(key) {
+                    Some(decoded) => decoded,
+                    None => {
+                        self.len += 1;
+                        None
+                    }
+                };
+                // Not decodable (`None` here): replaced by a new one below; the count stays.
+                self.loaded.entry(key.to_owned()).or_insert(stored)
+            }
+        };
         // One not kept is replaced by a new one below: the count stays.
         if slot.as_mut().is_some_and(|value| !refresh(value)) {
             *slot = None;
