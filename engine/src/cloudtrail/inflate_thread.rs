@@ -2,23 +2,38 @@
 //! and scanning the last ones overlap on two cores.
 //!
 //! The inflate thread fills fixed-size chunks and hands them over a bounded
-//! channel; the scanner reads them through [`Inflated`] and hands each empty
-//! chunk back. At most `QUEUED_CHUNKS + 2` chunks exist at once (queued, one
-//! being filled, one being read), so memory stays flat whatever the input.
-//! The bytes, their order and every error reach the scanner exactly as a
-//! direct read would hand them over.
+//! channel; the scanner scans each chunk where it lies ([`Inflated`] is its
+//! [`Refill`]) and hands it back when done. A record cut by a chunk's end is
+//! put back together in the next chunk's headroom, in front of its data, so
+//! only that record's first part is copied. At most `QUEUED_CHUNKS + 2`
+//! chunks exist at once (queued, one being filled, one being scanned), so
+//! memory stays flat whatever the input. The bytes, their order and every
+//! error reach the scanner exactly as a direct read
+//! ([`super::gzip::GzipReader`] under the size cap) would hand them over.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::ScopedJoinHandle;
+
+use super::gzip::{Checksum, Members, Piece};
+use super::reader::{CapExceeded, Refill};
 
 /// Decompressed bytes per chunk: small enough to still be in the shared
 /// cache when the scanner reads them.
 const CHUNK_BYTES: usize = 128 * 1024;
-/// Full chunks waiting for the scanner before the inflate thread waits too.
-const QUEUED_CHUNKS: usize = 4;
-/// Every chunk that can exist at once: queued, being filled, being read.
-const MAX_CHUNKS: usize = QUEUED_CHUNKS + 2;
+/// Room in front of each chunk's data for the start of a record the last
+/// chunk cut; a longer one is put together in the scanner's own buffer.
+const HEADROOM_BYTES: usize = 32 * 1024;
+/// Full chunks waiting for the scanner before the inflate thread waits too:
+/// 16 MiB, about 20 ms of inflating. While the engine applies a chunk of
+/// role assumptions (about 20 ms for 4,096 on this machine) the scanner
+/// reads nothing; with only a few chunks queued the inflate thread stopped
+/// too, and a replay took 10% longer. The queue fills only then: a scanner
+/// that keeps up holds one or two chunks.
+const QUEUED_CHUNKS: usize = 128;
+/// Every chunk that can exist at once: queued, being filled, being read
+/// (about 21 MiB with their headroom).
+pub(super) const MAX_CHUNKS: usize = QUEUED_CHUNKS + 2;
 
 /// What the thread hands back when joined: its spare chunks and the channel
 /// the scanner returned its empty ones on.
@@ -34,51 +49,70 @@ enum Message {
 pub(super) struct Inflated {
     full: Receiver<Message>,
     empty: Sender<Vec<u8>>,
-    /// The chunk being read, its length and the next unread index.
-    current: Option<(Vec<u8>, usize, usize)>,
+    /// Whether the scanner's buffer is a chunk (else it is its own).
+    scanning_chunk: bool,
+    /// The scanner's own buffer while it scans chunks.
+    own: Vec<u8>,
     ended: bool,
 }
 
-/// Spawns the inflate thread on `scope`, reading `source` into chunks taken
-/// from `spare` first. The thread ends at the end of `source`, at its first
-/// error, or when the scanner stops reading ([`finish`]).
-pub(super) fn spawn<'scope, R: Read + Send + 'scope>(
+/// Spawns the inflate thread on `scope`, inflating `members` into chunks
+/// taken from `spare` first, up to `limit_bytes` in all. The thread ends at
+/// the end of the input, at its first error, or when the scanner stops
+/// reading ([`finish`]).
+pub(super) fn spawn<'scope, R: BufRead + Send + 'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
-    source: R,
+    members: Members<R>,
+    limit_bytes: u64,
     spare: Vec<Vec<u8>>,
 ) -> (Inflated, ScopedJoinHandle<'scope, Leftovers>) {
     let (full_tx, full_rx) = mpsc::sync_channel(QUEUED_CHUNKS);
     let (empty_tx, empty_rx) = mpsc::channel();
-    let handle = scope.spawn(move || inflate(source, full_tx, empty_rx, spare));
-    (Inflated { full: full_rx, empty: empty_tx, current: None, ended: false }, handle)
+    let handle = scope.spawn(move || inflate(members, limit_bytes, full_tx, empty_rx, spare));
+    let inflated = Inflated { full: full_rx, empty: empty_tx, scanning_chunk: false, own: Vec::new(), ended: false };
+    (inflated, handle)
 }
 
-fn inflate<R: Read>(
-    mut source: R,
+fn inflate<R: BufRead>(
+    mut members: Members<R>,
+    limit_bytes: u64,
     full: SyncSender<Message>,
     empty: Receiver<Vec<u8>>,
     mut spare: Vec<Vec<u8>>,
 ) -> Leftovers {
+    let mut remaining = limit_bytes;
+    // Counted here, where the bytes were just written and are still in
+    // this core's cache: the scanning thread is the busier one.
+    let mut checksum = Checksum::default();
     loop {
         // A chunk handed back first; a new one only when all that exist are
         // queued or in use, which bounds them at QUEUED_CHUNKS + 2.
         let mut chunk = spare.pop().or_else(|| empty.try_recv().ok()).unwrap_or_default();
-        chunk.resize(CHUNK_BYTES, 0);
+        chunk.resize(HEADROOM_BYTES + CHUNK_BYTES, 0);
         let mut len = 0;
-        let mut failed = None;
-        let mut at_end = false;
-        while len < CHUNK_BYTES {
-            match source.read(&mut chunk[len..]) {
-                Ok(0) => {
-                    at_end = true;
-                    break;
+        // What ends this chunk early: a member's end, the input's, an error.
+        let mut after = None;
+        while len < CHUNK_BYTES && after.is_none() {
+            match members.next_piece(&mut chunk[HEADROOM_BYTES + len..]) {
+                Ok(Piece::Data(n)) => {
+                    checksum.update(&chunk[HEADROOM_BYTES + len..HEADROOM_BYTES + len + n]);
+                    // Past the cap: the bytes up to it, then the error, as
+                    // the direct read's size cap hands them over.
+                    let kept = n.min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                    len += kept;
+                    remaining -= kept as u64;
+                    if kept < n {
+                        after = Some(Message::Failed(io::Error::other(CapExceeded(limit_bytes))));
+                    }
                 }
-                Ok(n) => len += n,
+                Ok(Piece::MemberEnd(trailer)) => {
+                    if let Err(e) = checksum.finish_member(trailer) {
+                        after = Some(Message::Failed(e));
+                    }
+                }
+                Ok(Piece::End) => after = Some(Message::End),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
+                Err(e) => after = Some(Message::Failed(e)),
             }
         }
         let mut messages = Vec::with_capacity(2);
@@ -87,12 +121,8 @@ fn inflate<R: Read>(
         } else {
             spare.push(chunk);
         }
-        match failed {
-            Some(e) => messages.push(Message::Failed(e)),
-            None if at_end => messages.push(Message::End),
-            None => {}
-        }
-        let last = messages.iter().any(|m| !matches!(m, Message::Data { .. }));
+        let last = matches!(after, Some(Message::End | Message::Failed(_)));
+        messages.extend(after);
         for message in messages {
             if let Err(mpsc::SendError(message)) = full.send(message) {
                 // The scanner stopped reading (a syntax error, a limit): so do we.
@@ -110,10 +140,14 @@ fn inflate<R: Read>(
 
 /// Stops reading (a thread still inflating stops at its next send, after an
 /// error or a limit), waits for the thread, and returns every chunk for the
-/// next input.
-pub(super) fn finish(mut inflated: Inflated, thread: ScopedJoinHandle<'_, Leftovers>) -> Vec<Vec<u8>> {
-    let mut chunks: Vec<Vec<u8>> = inflated.current.take().map(|(chunk, _, _)| chunk).into_iter().collect();
-    let Inflated { full, .. } = inflated;
+/// next input, and the scanner's own buffer.
+pub(super) fn finish(
+    inflated: Inflated,
+    thread: ScopedJoinHandle<'_, Leftovers>,
+    scanner_buf: Vec<u8>,
+) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let Inflated { full, scanning_chunk, own, .. } = inflated;
+    let (mut chunks, own) = if scanning_chunk { (vec![scanner_buf], own) } else { (Vec::new(), scanner_buf) };
     chunks.extend(full.try_iter().filter_map(|m| match m {
         Message::Data { chunk, .. } => Some(chunk),
         _ => None,
@@ -125,29 +159,16 @@ pub(super) fn finish(mut inflated: Inflated, thread: ScopedJoinHandle<'_, Leftov
         chunks.extend(empty.try_iter());
     }
     chunks.truncate(MAX_CHUNKS);
-    chunks
+    (chunks, own)
 }
 
-impl Read for Inflated {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if let Some((chunk, len, at)) = &mut self.current {
-                if *at < *len {
-                    let n = (*len - *at).min(out.len());
-                    out[..n].copy_from_slice(&chunk[*at..*at + n]);
-                    *at += n;
-                    return Ok(n);
-                }
-                if let Some((chunk, _, _)) = self.current.take() {
-                    // The thread may have ended already; the chunk is then simply dropped.
-                    let _ = self.empty.send(chunk);
-                }
-            }
-            if self.ended {
-                return Ok(0);
-            }
+impl Inflated {
+    /// The next chunk with data and the length of its data (after the
+    /// headroom); `None` at the end of the input.
+    fn next_chunk(&mut self) -> io::Result<Option<(Vec<u8>, usize)>> {
+        while !self.ended {
             match self.full.recv() {
-                Ok(Message::Data { chunk, len }) => self.current = Some((chunk, len, 0)),
+                Ok(Message::Data { chunk, len }) => return Ok(Some((chunk, len))),
                 Ok(Message::End) => self.ended = true,
                 Ok(Message::Failed(e)) => {
                     self.ended = true;
@@ -161,5 +182,56 @@ impl Read for Inflated {
                 }
             }
         }
+        Ok(None)
+    }
+
+    /// A buffer the scanner is done with: a chunk goes back to the thread
+    /// (which may have ended already; it is then simply dropped).
+    fn put_aside(&mut self, buf: Vec<u8>, was_chunk: bool) {
+        if was_chunk {
+            let _ = self.empty.send(buf);
+        } else {
+            self.own = buf;
+        }
+    }
+}
+
+impl Refill for Inflated {
+    fn refill(
+        &mut self,
+        buf: &mut Vec<u8>,
+        keep_from: usize,
+        end: usize,
+        _max_keep: usize,
+    ) -> io::Result<(usize, usize)> {
+        let Some((mut chunk, len)) = self.next_chunk()? else {
+            return Ok((keep_from, end));
+        };
+        let kept = end - keep_from;
+        if kept <= HEADROOM_BYTES {
+            // The usual case: scan the chunk where it lies.
+            let kept_at = HEADROOM_BYTES - kept;
+            chunk[kept_at..HEADROOM_BYTES].copy_from_slice(&buf[keep_from..end]);
+            let done = std::mem::replace(buf, chunk);
+            self.put_aside(done, self.scanning_chunk);
+            self.scanning_chunk = true;
+            return Ok((kept_at, HEADROOM_BYTES + len));
+        }
+        // A record longer than the headroom: put together in the scanner's
+        // own buffer (the caller stops keeping one past `max_keep`).
+        if self.scanning_chunk {
+            let mut own = std::mem::take(&mut self.own);
+            own.clear();
+            own.extend_from_slice(&buf[keep_from..end]);
+            let done = std::mem::replace(buf, own);
+            self.put_aside(done, true);
+            self.scanning_chunk = false;
+        } else {
+            buf.copy_within(keep_from..end, 0);
+            buf.truncate(kept);
+        }
+        buf.extend_from_slice(&chunk[HEADROOM_BYTES..HEADROOM_BYTES + len]);
+        self.put_aside(chunk, true);
+        Ok((0, buf.len()))
     }
 }

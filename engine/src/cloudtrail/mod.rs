@@ -1,9 +1,11 @@
 //! CloudTrail input: object names, the streaming reader and event extraction.
 
 mod event;
+mod gzip;
 mod inflate_thread;
 mod reader;
 mod time;
+mod value_scan;
 
 pub use event::{
     account_of_arn, classify_record, AssumeRoleEvent, Classified, EventError, SourceAddress, ASSUME_ROLE_FAMILY,

@@ -7,11 +7,12 @@
 
 use std::io::{self, BufReader, Read};
 
-use flate2::bufread::MultiGzDecoder;
 use memchr::memmem;
 
 use super::event::{classify_record, AssumeRoleEvent, Classified, EventError};
+use super::gzip::{GzipReader, Members};
 use super::inflate_thread;
+use super::value_scan::{Kernel, Step, ValueScan};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Written before plain JSON by some export tools.
@@ -130,8 +131,9 @@ impl std::fmt::Debug for ScanBuffer {
 impl ScanBuffer {
     /// Gzip inputs are inflated on a thread of their own while this one
     /// scans, when the machine has a second core: decompression is over half
-    /// of a replay's CPU time, so the two overlap. About 0.75 MiB more
-    /// memory (six chunks of 128 KiB); the same records, events and errors.
+    /// of a replay's CPU time, so the two overlap. Up to about 21 MiB more
+    /// memory, whatever the input's size, when the scanner falls behind (see
+    /// `inflate_thread.rs`); the same records, events and errors.
     pub fn with_inflate_thread() -> ScanBuffer {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         ScanBuffer { inflate_thread: cores > 1, ..ScanBuffer::default() }
@@ -193,7 +195,7 @@ fn scan_input<R: Read>(
     buffer: &mut ScanBuffer,
 ) -> Result<(), ReadError> {
     let (gzip, buffered) = open(raw)?;
-    let source: Box<dyn Read + '_> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+    let source: Box<dyn Read + '_> = if gzip { Box::new(GzipReader::new(buffered)) } else { Box::new(buffered) };
     walk(CappedReader::new(source, limits), gzip, limits, out, sink, buffer)
 }
 
@@ -206,7 +208,7 @@ fn walk<S: Read>(
     sink: ChunkSink<'_>,
     buffer: &mut ScanBuffer,
 ) -> Result<(), ReadError> {
-    let mut scanner = Scanner::new(source, gzip, sink, buffer.take());
+    let mut scanner = Scanner::new(ReadInto(source), gzip, sink, buffer.take());
     let walked = scanner.walk(limits, out);
     buffer.keep(scanner.buf);
     walked
@@ -225,13 +227,15 @@ fn scan_input_inflating_aside<R: Read + Send>(
     if !gzip {
         return walk(CappedReader::new(buffered, limits), gzip, limits, out, sink, buffer);
     }
-    let capped = CappedReader::new(MultiGzDecoder::new(buffered), limits);
+    let members = Members::new(buffered);
     std::thread::scope(|scope| {
-        let (inflated, thread) = inflate_thread::spawn(scope, capped, std::mem::take(&mut buffer.chunks));
+        let (inflated, thread) =
+            inflate_thread::spawn(scope, members, limits.max_decompressed_bytes, std::mem::take(&mut buffer.chunks));
         let mut scanner = Scanner::new(inflated, gzip, sink, buffer.take());
         let walked = scanner.walk(limits, out);
-        buffer.keep(scanner.buf);
-        buffer.chunks = inflate_thread::finish(scanner.src, thread);
+        let (chunks, own) = inflate_thread::finish(scanner.src, thread, scanner.buf);
+        buffer.chunks = chunks;
+        buffer.keep(own);
         walked
     })
 }
@@ -288,8 +292,9 @@ impl<R: Read> Read for CappedReader<R> {
     }
 }
 
+/// Decompressing passed this many bytes, the `input.max_decompressed_bytes` limit.
 #[derive(Debug)]
-struct CapExceeded(u64);
+pub(super) struct CapExceeded(pub(super) u64);
 impl std::fmt::Display for CapExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "decompressed size limit of {} bytes passed", self.0)
@@ -297,257 +302,53 @@ impl std::fmt::Display for CapExceeded {
 }
 impl std::error::Error for CapExceeded {}
 
-/// Resumable state of a scan over one JSON value.
-#[derive(Default)]
-struct ValueScan {
-    depth: u32,
-    in_string: bool,
-    pending_escape: bool,
+/// Where the scanner's bytes come from, and how they are laid out in its buffer.
+pub(super) trait Refill {
+    /// More input into `buf`, keeping `buf[keep_from..end]` just before it
+    /// (`buf` may be swapped for another buffer). Returns where the kept
+    /// bytes start now and where the data ends; nothing after the kept
+    /// bytes means the input ended. `max_keep` bounds what one kept value
+    /// may grow the buffer to.
+    fn refill(
+        &mut self,
+        buf: &mut Vec<u8>,
+        keep_from: usize,
+        end: usize,
+        max_keep: usize,
+    ) -> io::Result<(usize, usize)>;
 }
 
-enum Step {
-    /// The value ends at this index (exclusive).
-    Done(usize),
-    /// More bytes are needed; everything before the end was consumed.
-    More,
-    Invalid(&'static str),
-}
+/// A plain reader: the kept bytes move to the front of the one buffer, and
+/// new ones are read after them.
+struct ReadInto<R>(R);
 
-/// Bytes examined at once by the bit-mask path.
-const BLOCK_BYTES: usize = 64;
-
-impl ValueScan {
-    /// Scans `bytes[from..]`, the value having started at `bytes[0]`.
-    fn advance(&mut self, bytes: &[u8], mut i: usize) -> Step {
-        let len = bytes.len();
-        if self.pending_escape {
-            if i >= len {
-                return Step::More;
-            }
-            self.pending_escape = false;
-            i += 1;
+impl<R: Read> Refill for ReadInto<R> {
+    fn refill(
+        &mut self,
+        buf: &mut Vec<u8>,
+        keep_from: usize,
+        end: usize,
+        max_keep: usize,
+    ) -> io::Result<(usize, usize)> {
+        buf.copy_within(keep_from..end, 0);
+        let kept = end - keep_from;
+        if kept == buf.len() {
+            let grown =
+                (buf.len() * 2).min(max_keep.saturating_add(READ_CHUNK_BYTES)).max(buf.len() + READ_CHUNK_BYTES);
+            buf.resize(grown, 0);
         }
-        while i < len {
-            // Inside a record, most bytes are string content: whole blocks go
-            // through bit masks, the byte loop takes escapes and the tail.
-            // Outside any container, one byte at a time, so that the first
-            // bracket hands over to the block path.
-            let mut stop = if self.depth == 0 { i + 1 } else { len };
-            if self.depth > 0 && i + BLOCK_BYTES <= len {
-                let block: &[u8; BLOCK_BYTES] = bytes[i..i + BLOCK_BYTES].try_into().expect("a block is 64 bytes");
-                match self.advance_block(block) {
-                    BlockStep::Consumed => {
-                        i += BLOCK_BYTES;
-                        continue;
-                    }
-                    BlockStep::Done(k) => return Step::Done(i + k),
-                    BlockStep::HasBackslash => stop = i + BLOCK_BYTES,
-                }
-            }
-            match self.advance_bytes(bytes, i, stop) {
-                Ok(next) => i = next,
-                Err(step) => return step,
+        loop {
+            match self.0.read(&mut buf[kept..]) {
+                Ok(n) => return Ok((0, kept + n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
-        Step::More
-    }
-
-    /// Byte by byte from `i` to `stop`: the next index to scan from, or how the scan ended.
-    fn advance_bytes(&mut self, bytes: &[u8], mut i: usize, stop: usize) -> Result<usize, Step> {
-        let len = bytes.len();
-        while i < stop {
-            if self.in_string {
-                match memchr::memchr2(b'"', b'\\', &bytes[i..stop]) {
-                    None => return Ok(stop),
-                    Some(k) => {
-                        let j = i + k;
-                        if bytes[j] == b'\\' {
-                            if j + 1 >= len {
-                                self.pending_escape = true;
-                                return Err(Step::More);
-                            }
-                            i = j + 2;
-                        } else {
-                            self.in_string = false;
-                            i = j + 1;
-                            if self.depth == 0 {
-                                return Err(Step::Done(i));
-                            }
-                        }
-                    }
-                }
-                continue;
-            }
-            match bytes[i] {
-                b'"' => self.in_string = true,
-                b'{' | b'[' => self.depth += 1,
-                b'}' | b']' => {
-                    if self.depth == 0 {
-                        // A scalar ends where its container closes.
-                        return Err(if i == 0 { Step::Invalid("unexpected closing bracket") } else { Step::Done(i) });
-                    }
-                    self.depth -= 1;
-                    if self.depth == 0 {
-                        return Err(Step::Done(i + 1));
-                    }
-                }
-                b',' | b' ' | b'\n' | b'\r' | b'\t' if self.depth == 0 => {
-                    return Err(if i == 0 { Step::Invalid("expected a value") } else { Step::Done(i) });
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        Ok(i)
-    }
-
-    /// One block inside a container (depth > 0), without per-byte branches:
-    /// quotes toggle "inside a string" by prefix XOR, and only brackets
-    /// outside strings are visited one by one. Escapes are left to the byte loop.
-    fn advance_block(&mut self, block: &[u8; BLOCK_BYTES]) -> BlockStep {
-        let masks = BlockMasks::of(block);
-        if masks.backslash != 0 {
-            return BlockStep::HasBackslash;
-        }
-        let carried = if self.in_string { u64::MAX } else { 0 };
-        // Bit k set: byte k is inside a string (an opening quote counts as inside).
-        let inside = prefix_xor(masks.quote) ^ carried;
-        let open = masks.open & !inside;
-        let close = masks.close & !inside;
-        if close == 0 {
-            self.depth += open.count_ones();
-        } else {
-            let mut brackets = open | close;
-            while brackets != 0 {
-                let k = brackets.trailing_zeros();
-                if open & (1 << k) != 0 {
-                    self.depth += 1;
-                } else {
-                    self.depth -= 1;
-                    if self.depth == 0 {
-                        return BlockStep::Done(k as usize + 1);
-                    }
-                }
-                brackets &= brackets - 1;
-            }
-        }
-        self.in_string = inside >> 63 != 0;
-        BlockStep::Consumed
     }
 }
 
-enum BlockStep {
-    Consumed,
-    /// The value ends at this index of the block (exclusive).
-    Done(usize),
-    HasBackslash,
-}
-
-/// Bit k of each mask is set when byte k of the block is that character.
-#[derive(Debug, PartialEq, Eq)]
-struct BlockMasks {
-    quote: u64,
-    backslash: u64,
-    /// `{` or `[`.
-    open: u64,
-    /// `}` or `]`.
-    close: u64,
-}
-
-impl BlockMasks {
-    #[cfg(target_arch = "x86_64")]
-    fn of(block: &[u8; BLOCK_BYTES]) -> BlockMasks {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        };
-        let mut masks = BlockMasks { quote: 0, backslash: 0, open: 0, close: 0 };
-        for lane in 0..BLOCK_BYTES / 16 {
-            // SAFETY: SSE2 is part of the x86_64 baseline, and the unaligned
-            // 16-byte load stays inside the 64-byte block.
-            unsafe {
-                let mask = |v: __m128i, byte: u8| {
-                    _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8))) as u16 as u64
-                };
-                let v = _mm_loadu_si128(block.as_ptr().add(lane * 16).cast::<__m128i>());
-                // Setting bit 5 folds '[' onto '{' and ']' onto '}'; no other byte lands on either.
-                let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
-                let shift = lane * 16;
-                masks.quote |= mask(v, b'"') << shift;
-                masks.backslash |= mask(v, b'\\') << shift;
-                masks.open |= mask(folded, b'{') << shift;
-                masks.close |= mask(folded, b'}') << shift;
-            }
-        }
-        masks
-    }
-
-    /// NEON has no byte movemask: each compare result keeps one bit of its
-    /// lane's position (1, 2, .., 128 per 8 bytes), and three rounds of
-    /// pairwise adds fold 64 lanes into the 64 bits of one word.
-    #[cfg(target_arch = "aarch64")]
-    fn of(block: &[u8; BLOCK_BYTES]) -> BlockMasks {
-        use std::arch::aarch64::{
-            uint8x16_t, vandq_u8, vceqq_u8, vdupq_n_u8, vgetq_lane_u64, vld1q_u8, vorrq_u8, vpaddq_u8,
-            vreinterpretq_u64_u8,
-        };
-        const WEIGHTS: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
-        // SAFETY: NEON is part of the aarch64 baseline, and the four 16-byte
-        // loads stay inside the 64-byte block.
-        unsafe {
-            let weights = vld1q_u8(WEIGHTS.as_ptr());
-            let v = [0, 16, 32, 48].map(|at| vld1q_u8(block.as_ptr().add(at)));
-            let mask = |lanes: [uint8x16_t; 4], byte: u8| {
-                let [a, b, c, d] = lanes.map(|l| vandq_u8(vceqq_u8(l, vdupq_n_u8(byte)), weights));
-                let folded = vpaddq_u8(vpaddq_u8(a, b), vpaddq_u8(c, d));
-                vgetq_lane_u64::<0>(vreinterpretq_u64_u8(vpaddq_u8(folded, folded)))
-            };
-            // Setting bit 5 folds '[' onto '{' and ']' onto '}'; no other byte lands on either.
-            let folded = v.map(|l| vorrq_u8(l, vdupq_n_u8(0x20)));
-            BlockMasks {
-                quote: mask(v, b'"'),
-                backslash: mask(v, b'\\'),
-                open: mask(folded, b'{'),
-                close: mask(folded, b'}'),
-            }
-        }
-    }
-
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    fn of(block: &[u8; BLOCK_BYTES]) -> BlockMasks {
-        BlockMasks::of_bytes(block)
-    }
-
-    /// The portable definition; the SIMD versions are tested against it.
-    #[cfg(any(test, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
-    fn of_bytes(block: &[u8; BLOCK_BYTES]) -> BlockMasks {
-        let mut masks = BlockMasks { quote: 0, backslash: 0, open: 0, close: 0 };
-        for (k, &byte) in block.iter().enumerate() {
-            let bit = 1u64 << k;
-            match byte {
-                b'"' => masks.quote |= bit,
-                b'\\' => masks.backslash |= bit,
-                b'{' | b'[' => masks.open |= bit,
-                b'}' | b']' => masks.close |= bit,
-                _ => {}
-            }
-        }
-        masks
-    }
-}
-
-/// Bit k of the result is the XOR of bits 0..=k of `x`.
-fn prefix_xor(mut x: u64) -> u64 {
-    x ^= x << 1;
-    x ^= x << 2;
-    x ^= x << 4;
-    x ^= x << 8;
-    x ^= x << 16;
-    x ^= x << 32;
-    x
-}
-
-struct Scanner<'s, R> {
-    src: R,
+struct Scanner<'s, S> {
+    src: S,
     sink: ChunkSink<'s>,
     gzip: bool,
     buf: Vec<u8>,
@@ -555,55 +356,38 @@ struct Scanner<'s, R> {
     pos: usize,
     /// End of valid data in `buf`.
     end: usize,
-    /// Stream offset of `buf[0]`, for error messages.
+    /// Stream offset of `buf[0]`, for error messages. Kept modulo 2^64: with
+    /// the inflate thread's chunks, `buf[0]` may lie before the stream's start.
     base: u64,
     eof: bool,
+    kernel: Kernel,
 }
 
-impl<'s, R: Read> Scanner<'s, R> {
-    fn new(src: R, gzip: bool, sink: ChunkSink<'s>, mut buf: Vec<u8>) -> Self {
+impl<'s, S: Refill> Scanner<'s, S> {
+    fn new(src: S, gzip: bool, sink: ChunkSink<'s>, mut buf: Vec<u8>) -> Self {
         // Its old bytes are never read: only `buf[pos..end]` is, and reads fill it.
         buf.resize(READ_CHUNK_BYTES, 0);
-        Scanner { src, sink, gzip, buf, pos: 0, end: 0, base: 0, eof: false }
+        Scanner { src, sink, gzip, buf, pos: 0, end: 0, base: 0, eof: false, kernel: Kernel::detect() }
     }
 
     fn offset(&self) -> u64 {
-        self.base + self.pos as u64
+        self.base.wrapping_add(self.pos as u64)
     }
 
-    /// Reads more input, keeping `buf[keep_from..end]`. Returns how far the
-    /// kept bytes moved left, or `None` at end of input.
-    fn refill(&mut self, keep_from: usize, max_keep: usize) -> Result<Option<usize>, ReadError> {
+    /// Reads more input, keeping `buf[keep_from..end]`. Returns where the
+    /// kept bytes start now, and whether more bytes came (false at the end of input).
+    fn refill(&mut self, keep_from: usize, max_keep: usize) -> Result<(usize, bool), ReadError> {
         if self.eof {
-            return Ok(None);
+            return Ok((keep_from, false));
         }
-        let shift = keep_from;
-        if shift > 0 {
-            self.buf.copy_within(shift..self.end, 0);
-            self.end -= shift;
-            self.pos -= shift;
-            self.base += shift as u64;
-        }
-        if self.end == self.buf.len() {
-            let grown = (self.buf.len() * 2)
-                .min(max_keep.saturating_add(READ_CHUNK_BYTES))
-                .max(self.buf.len() + READ_CHUNK_BYTES);
-            self.buf.resize(grown, 0);
-        }
-        loop {
-            match self.src.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(None);
-                }
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(Some(shift));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.map_io(e)),
-            }
-        }
+        let (kept_at, end) =
+            self.src.refill(&mut self.buf, keep_from, self.end, max_keep).map_err(|e| self.map_io(e))?;
+        self.base = self.base.wrapping_add(keep_from as u64).wrapping_sub(kept_at as u64);
+        self.pos = self.pos - keep_from + kept_at;
+        let more = end > kept_at + (self.end - keep_from);
+        self.end = end;
+        self.eof = !more;
+        Ok((kept_at, more))
     }
 
     fn map_io(&self, e: io::Error) -> ReadError {
@@ -628,11 +412,11 @@ impl<'s, R: Read> Scanner<'s, R> {
                 match self.buf[self.pos] {
                     b' ' | b'\n' | b'\r' | b'\t' => self.pos += 1,
                     // A UTF-8 byte order mark, written by some export tools.
-                    0xEF if self.offset() == 0 && self.buf[..self.end].starts_with(&UTF8_BOM) => self.pos += 3,
+                    0xEF if self.offset() == 0 && self.buf[self.pos..self.end].starts_with(&UTF8_BOM) => self.pos += 3,
                     b => return Ok(Some(b)),
                 }
             }
-            if self.refill(self.pos, 0)?.is_none() {
+            if !self.refill(self.pos, 0)?.1 {
                 return Ok(None);
             }
         }
@@ -655,12 +439,14 @@ impl<'s, R: Read> Scanner<'s, R> {
         let mut start = self.pos;
         let mut scanned = 0usize;
         let mut dropped = false;
-        let mut scan = ValueScan::default();
+        let mut scan = ValueScan::new(self.kernel);
         loop {
             match scan.advance(&self.buf[start..self.end], scanned) {
                 Step::Done(n) => {
                     self.pos = start + n;
-                    return Ok(Some((start..start + n, dropped)));
+                    // Too large is decided by the value's length, not by
+                    // whether it happened to fit in the buffer.
+                    return Ok(Some((start..start + n, dropped || n > max_bytes)));
                 }
                 Step::Invalid(what) => return Err(ReadError::Syntax { offset: self.base + start as u64, what }),
                 Step::More => {
@@ -674,17 +460,16 @@ impl<'s, R: Read> Scanner<'s, R> {
                     } else {
                         self.pos = self.end;
                     }
-                    match self.refill(start, max_bytes)? {
-                        Some(shift) => start -= shift,
-                        None => {
-                            // A bare number at the very end is complete at end of input.
-                            return Ok(if scan.depth == 0 && !scan.in_string && scanned > 0 && !dropped {
-                                self.pos = self.end;
-                                Some((start..self.end, false))
-                            } else {
-                                None
-                            });
-                        }
+                    let (moved_to, more) = self.refill(start, max_bytes)?;
+                    start = moved_to;
+                    if !more {
+                        // A bare number at the very end is complete at end of input.
+                        return Ok(if scan.depth == 0 && !scan.in_string && scanned > 0 && !dropped {
+                            self.pos = self.end;
+                            Some((start..self.end, false))
+                        } else {
+                            None
+                        });
                     }
                 }
             }
@@ -693,7 +478,7 @@ impl<'s, R: Read> Scanner<'s, R> {
 
     fn walk(&mut self, limits: &InputLimits, out: &mut InputEvents) -> Result<(), ReadError> {
         // Short reads may hand over a byte order mark piecemeal; have it whole before peeking.
-        while self.end - self.pos < UTF8_BOM.len() && self.refill(self.pos, 0)?.is_some() {}
+        while self.end - self.pos < UTF8_BOM.len() && self.refill(self.pos, 0)?.1 {}
         match self.peek_token()? {
             None => return Err(ReadError::NotCloudTrail("the input is empty")),
             Some(b'[') => {
@@ -795,8 +580,10 @@ impl<'s, R: Read> Scanner<'s, R> {
                 out.skip(RecordError { index, error: RecordProblem::NotAnObject });
             } else {
                 let record = &self.buf[range];
-                // Most records are not STS; a substring test skips them unparsed.
-                if sts.find(record).is_some() && assume.find(record).is_some() {
+                // Most records are not STS; a substring test skips them
+                // unparsed. "AssumeRole" first: it is rare, while every
+                // record names some "amazonaws.com".
+                if assume.find(record).is_some() && sts.find(record).is_some() {
                     match classify_record(record) {
                         Ok(Classified::AssumeRole(event)) => {
                             out.events.push(*event);

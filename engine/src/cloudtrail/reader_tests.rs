@@ -1,5 +1,6 @@
 //! The reader on hand-made input: shapes, oddities, limits and buffers.
 
+use super::super::value_scan::{prefix_xor, BlockMasks, Kernel, BLOCK_BYTES};
 use super::*;
 use std::io::Write;
 
@@ -159,12 +160,15 @@ fn block_scan_matches_byte_scan() {
             bytes.push(alphabet[(seed % alphabet.len() as u64) as usize]);
         }
         let block: &[u8; BLOCK_BYTES] = bytes[..BLOCK_BYTES].try_into().unwrap();
-        assert_eq!(BlockMasks::of(block), BlockMasks::of_bytes(block));
-        let mut fast = ValueScan::default();
-        let fast_step = fast.advance(&bytes, 0);
-        let mut slow = ValueScan::default();
+        let mut slow = ValueScan::new(Kernel::Baseline);
         let slow_step = slow.advance_bytes(&bytes, 0, bytes.len()).map_or_else(|step| step, |_| Step::More);
-        assert_eq!(outcome(&fast, fast_step), outcome(&slow, slow_step), "{}", String::from_utf8_lossy(&bytes));
+        let slow = outcome(&slow, slow_step);
+        for kernel in Kernel::runnable() {
+            assert_eq!(BlockMasks::of(block, kernel), BlockMasks::of_bytes(block), "{kernel:?}");
+            let mut fast = ValueScan::new(kernel);
+            let fast_step = fast.advance(&bytes, 0);
+            assert_eq!(outcome(&fast, fast_step), slow, "{kernel:?}: {}", String::from_utf8_lossy(&bytes));
+        }
     }
 }
 
@@ -225,8 +229,8 @@ fn reference_scan(bytes: &[u8]) -> Outcome {
 
 /// The reader's scan fed `bytes` in pieces ending at `cuts`, as refills hand
 /// it more of a value, resuming where it stopped each time.
-fn scan_in_pieces(bytes: &[u8], cuts: &[usize]) -> Outcome {
-    let mut scan = ValueScan::default();
+fn scan_in_pieces(bytes: &[u8], cuts: &[usize], kernel: Kernel) -> Outcome {
+    let mut scan = ValueScan::new(kernel);
     let mut scanned = 0;
     let mut ends: Vec<usize> = cuts.iter().map(|&c| c % (bytes.len() + 1)).collect();
     ends.sort_unstable();
@@ -329,19 +333,26 @@ impl Read for Pieces<'_> {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
 
-    /// This architecture's block path (SSE2 on x86-64, NEON on aarch64,
-    /// plain bytes elsewhere) ends every value where the reference does, or
-    /// waits for more in the reference's state, however the value is cut.
+    /// Every block path this CPU runs (SSE2 and, where the CPU has it, AVX2
+    /// on x86-64; NEON on aarch64; plain bytes elsewhere) ends every value
+    /// where the reference does, or waits for more in the reference's state,
+    /// however the value is cut.
     #[test]
     fn the_scan_agrees_with_the_reference_however_the_bytes_arrive(
         bytes in adversarial_bytes(),
         cuts in proptest::collection::vec(0usize..20_000, 0..6),
+        word in proptest::num::u64::ANY,
     ) {
-        proptest::prop_assert_eq!(scan_in_pieces(&bytes, &cuts), reference_scan(&bytes));
-        proptest::prop_assert_eq!(scan_in_pieces(&bytes, &[]), reference_scan(&bytes));
-        for block in bytes.chunks_exact(BLOCK_BYTES) {
-            let block: &[u8; BLOCK_BYTES] = block.try_into().unwrap();
-            proptest::prop_assert_eq!(BlockMasks::of(block), BlockMasks::of_bytes(block));
+        let reference = reference_scan(&bytes);
+        for kernel in Kernel::runnable() {
+            proptest::prop_assert_eq!(&scan_in_pieces(&bytes, &cuts, kernel), &reference, "{:?}", kernel);
+            proptest::prop_assert_eq!(&scan_in_pieces(&bytes, &[], kernel), &reference, "{:?}", kernel);
+            for block in bytes.chunks_exact(BLOCK_BYTES) {
+                let block: &[u8; BLOCK_BYTES] = block.try_into().unwrap();
+                proptest::prop_assert_eq!(BlockMasks::of(block, kernel), BlockMasks::of_bytes(block), "{:?}", kernel);
+            }
+            let plain = (0..64).fold(0u64, |acc, k| acc | ((word & (u64::MAX >> (63 - k))).count_ones() as u64 & 1) << k);
+            proptest::prop_assert_eq!(prefix_xor(word, kernel), plain, "{:?}", kernel);
         }
     }
 }
@@ -395,7 +406,22 @@ fn inflating_on_a_second_thread_reads_exactly_as_in_line() {
     let mut two_members = gzip(&body.as_bytes()[..body.len() / 3]);
     two_members.extend(gzip(&body.as_bytes()[body.len() / 3..]));
     let early_error = gzip(format!(r#"{{"Records":[{OK},x{}]}}"#, records.join(",")).as_bytes());
-    let cases: [(&str, &[u8], InputLimits); 6] = [
+    // The inflate thread checks each member's CRC-32, after handing over its data.
+    let mut bad_checksum = two_members.clone();
+    let at = bad_checksum.len() - 8;
+    bad_checksum[at] ^= 1;
+    // Records longer than a chunk's headroom, some longer than a chunk, are
+    // put together outside the chunks; a byte order mark starts the file.
+    let long: Vec<String> = (0..60)
+        .map(|i| OK.replacen('{', &format!(r#"{{"padding":"{}","#, "p".repeat(1_000 + i * 3_000)), 1))
+        .chain(records.iter().take(300).cloned())
+        .collect();
+    let long = gzip(format!("\u{feff}{{\"Records\":[{}]}}", long.join(",")).as_bytes());
+    let small_records = InputLimits { max_record_bytes: 64 << 10, ..InputLimits::default() };
+    let cases: [(&str, &[u8], InputLimits); 9] = [
+        ("a damaged CRC-32 in the last member", &bad_checksum, InputLimits::default()),
+        ("records longer than a chunk", &long, InputLimits::default()),
+        ("records past max_record_bytes", &long, small_records),
         ("whole", &whole, InputLimits::default()),
         ("two gzip members", &two_members, InputLimits::default()),
         ("truncated gzip", &whole[..whole.len() / 2], InputLimits::default()),
@@ -407,9 +433,22 @@ fn inflating_on_a_second_thread_reads_exactly_as_in_line() {
     for (name, bytes, limits) in cases {
         let in_line = read_with(bytes, &limits, &mut ScanBuffer::default());
         assert!(in_line.len() > 1_000, "{name}: the case reads events: {in_line:.200}");
-        assert_eq!(read_with(bytes, &limits, &mut threaded), in_line, "{name}");
-        assert!(!threaded.chunks.is_empty() && threaded.chunks.len() <= 6, "{name}: {}", threaded.chunks.len());
+        let threaded_read = read_with(bytes, &limits, &mut threaded);
+        assert!(threaded_read == in_line, "{name}:\n{threaded_read:.600}\n{in_line:.600}");
+        let kept = threaded.chunks.len();
+        assert!(kept > 0 && kept <= super::super::inflate_thread::MAX_CHUNKS, "{name}: {kept}");
     }
+    // Records of 1 to 178 KB: none skipped, and with a 64 KiB limit exactly
+    // those over it (the 38 from the 23rd on), wherever the chunks end.
+    assert!(read_with(&long, &InputLimits::default(), &mut threaded).starts_with("360 records, 0 bad"));
+    assert!(
+        read_with(&long, &small_records, &mut threaded).starts_with("360 records, 38 bad [RecordError { index: 22,")
+    );
+    let damaged = read_with(&bad_checksum, &InputLimits::default(), &mut threaded);
+    assert!(
+        damaged.contains("invalid gzip data: corrupt gzip stream: the data does not match the checksum"),
+        "{damaged:.300}"
+    );
     assert_eq!(
         read_with(&whole, &InputLimits::default(), &mut threaded),
         read_with(&whole, &InputLimits::default(), &mut ScanBuffer::default()),
