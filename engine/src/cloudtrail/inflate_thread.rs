@@ -45,7 +45,7 @@ enum Message {
     End,
 }
 
-/// The scanner's side: a reader over the chunks the inflate thread sends.
+/// The scanner's side: the chunks the inflate thread sends, as the scanner's [`Refill`].
 pub(super) struct Inflated {
     full: Receiver<Message>,
     empty: Sender<Vec<u8>>,
