@@ -65,7 +65,9 @@ fn reads_empty_members_and_headers_with_every_optional_field() {
 fn with_header_crc(member: &[u8]) -> Vec<u8> {
     let mut header = member[..10].to_vec();
     header[3] |= FHCRC;
-    let crc = crc32fast::hash(&header) as u16;
+    let mut checksum = Checksum::default();
+    checksum.update(&header);
+    let crc = checksum.crc32() as u16;
     let mut out = header;
     out.extend(crc.to_le_bytes());
     out.extend(&member[10..]);
