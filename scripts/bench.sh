@@ -24,6 +24,8 @@ lambda_runs=${LAMBDA_RUNS:-3}
 state_runs=${STATE_RUNS:-3}
 work=${BENCH_WORK:-bench-work}
 mkdir -p "$work"
+# Absolute: `cargo bench` runs the state benchmark from engine/, not from here.
+work=$(cd "$work" && pwd)
 
 # The team's generator when the shared tree is there, else the committed copy.
 generator=../shared/tools/gen_cloudtrail.py
