@@ -25,14 +25,17 @@ const CHUNK_BYTES: usize = 128 * 1024;
 /// chunk cut; a longer one is put together in the scanner's own buffer.
 const HEADROOM_BYTES: usize = 32 * 1024;
 /// Full chunks waiting for the scanner before the inflate thread waits too:
-/// 16 MiB, about 20 ms of inflating. While the engine applies a chunk of
+/// 8 MiB, about 10 ms of inflating. While the engine applies a chunk of
 /// role assumptions (about 20 ms for 4,096 on this machine) the scanner
-/// reads nothing; with only a few chunks queued the inflate thread stopped
-/// too, and a replay took 10% longer. The queue fills only then: a scanner
-/// that keeps up holds one or two chunks.
-const QUEUED_CHUNKS: usize = 128;
+/// reads nothing; with only four chunks queued the inflate thread stopped
+/// too, and a replay took 10% longer. 128 chunks were faster still on a
+/// file five times the size, but peak memory then depended on how often
+/// the queue filled (1.3x for that file, against the benchmark's flatness
+/// target of 1.25x); 64 fill at each engine chunk, so memory stays flat.
+/// A scanner that keeps up holds one or two chunks.
+const QUEUED_CHUNKS: usize = 64;
 /// Every chunk that can exist at once: queued, being filled, being read
-/// (about 21 MiB with their headroom).
+/// (about 10.3 MiB with their headroom).
 pub(super) const MAX_CHUNKS: usize = QUEUED_CHUNKS + 2;
 
 /// What the thread hands back when joined: its spare chunks and the channel

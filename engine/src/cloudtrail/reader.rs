@@ -131,7 +131,7 @@ impl std::fmt::Debug for ScanBuffer {
 impl ScanBuffer {
     /// Gzip inputs are inflated on a thread of their own while this one
     /// scans, when the machine has a second core: decompression is over half
-    /// of a replay's CPU time, so the two overlap. Up to about 21 MiB more
+    /// of a replay's CPU time, so the two overlap. Up to about 10 MiB more
     /// memory, whatever the input's size, when the scanner falls behind (see
     /// `inflate_thread.rs`); the same records, events and errors.
     pub fn with_inflate_thread() -> ScanBuffer {
