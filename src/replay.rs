@@ -182,7 +182,7 @@ impl Run<'_, '_> {
             self.summary.skips.add(SkipReason::AlreadyProcessed, 1);
             return size;
         }
-        let form = match content.open().map(forms::detect) {
+        let form = match forms::detect_opening(|| content.open()) {
             Ok(Ok(form)) => form,
             Ok(Err(unknown)) => return self.fail(reporter, name, InputError::Form(unknown), size),
             Err(e) => return self.fail(reporter, name, InputError::Open(e), size),
