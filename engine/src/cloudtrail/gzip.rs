@@ -1,10 +1,10 @@
 //! Gzip files (RFC 1952): any number of members, each a header, a raw
 //! deflate stream and a trailer holding the CRC-32 and size of its data.
 //!
-//! [`Members`] inflates and hands each member's trailer to its caller, so
-//! that the inflate thread can fill its chunks and check each member's
-//! CRC-32 itself; [`GzipReader`] is the plain `Read` that checks as it
-//! goes, for everyone else. On x86-64 the CRC-32 is crc32fast's, in half
+//! [`Members`] inflates and hands each member's trailer over after its
+//! data; [`GzipReader`], the `Read` the reader and its inflate thread use,
+//! checks each member's CRC-32 and size against it. Read here rather than
+//! by flate2's decoder so that the CRC-32 can be chosen: on x86-64 it is crc32fast's, in half
 //! the time of zlib-rs's (the one flate2's decoder uses); elsewhere it is
 //! zlib-rs's, which on aarch64 ran seven times faster than crc32fast's
 //! under qemu (no arm64 hardware here to settle it).
@@ -22,7 +22,7 @@ const FRESERVED: u8 = 0xE0;
 
 /// What a member's trailer says of its decompressed data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Trailer {
+struct Trailer {
     crc32: u32,
     /// The size modulo 2^32.
     size: u32,
@@ -31,7 +31,7 @@ pub(super) struct Trailer {
 /// The CRC-32 and size of decompressed data as read, to compare with its
 /// member's [`Trailer`].
 #[derive(Debug, Default)]
-pub(super) struct Checksum {
+struct Checksum {
     crc32: Crc32,
     size: u32,
 }
@@ -58,7 +58,7 @@ impl Crc32 {
 }
 
 impl Checksum {
-    pub(super) fn update(&mut self, data: &[u8]) {
+    fn update(&mut self, data: &[u8]) {
         self.crc32.update(data);
         self.size = self.size.wrapping_add(data.len() as u32);
     }
@@ -68,7 +68,7 @@ impl Checksum {
     }
 
     /// Checks a member's data against its trailer, and starts over for the next member.
-    pub(super) fn finish_member(&mut self, trailer: Trailer) -> io::Result<()> {
+    fn finish_member(&mut self, trailer: Trailer) -> io::Result<()> {
         let read = std::mem::take(self);
         if read.crc32() != trailer.crc32 || read.size != trailer.size {
             return Err(io::Error::new(
@@ -82,7 +82,7 @@ impl Checksum {
 
 /// One step of decompression.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Piece {
+enum Piece {
     /// This many bytes were written to the front of the output.
     Data(usize),
     /// A member ended; its data so far must match this.
@@ -101,19 +101,19 @@ enum State {
 }
 
 /// The members of a gzip file, inflated one piece at a time.
-pub(super) struct Members<R> {
+struct Members<R> {
     input: R,
     inflate: Decompress,
     state: State,
 }
 
 impl<R: BufRead> Members<R> {
-    pub(super) fn new(input: R) -> Self {
+    fn new(input: R) -> Self {
         Members { input, inflate: Decompress::new(false), state: State::Header }
     }
 
     /// Inflates into `out` (not empty), or reports a member's end or the input's.
-    pub(super) fn next_piece(&mut self, out: &mut [u8]) -> io::Result<Piece> {
+    fn next_piece(&mut self, out: &mut [u8]) -> io::Result<Piece> {
         loop {
             match self.state {
                 State::Header => {

@@ -11,12 +11,11 @@
 //! error reach the scanner exactly as a direct read
 //! ([`super::gzip::GzipReader`] under the size cap) would hand them over.
 
-use std::io::{self, BufRead};
+use std::io::{self, Read};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::ScopedJoinHandle;
 
-use super::gzip::{Checksum, Members, Piece};
-use super::reader::{CapExceeded, Refill};
+use super::reader::Refill;
 
 /// Decompressed bytes per chunk: small enough to still be in the shared
 /// cache when the scanner reads them.
@@ -59,61 +58,40 @@ pub(super) struct Inflated {
     ended: bool,
 }
 
-/// Spawns the inflate thread on `scope`, inflating `members` into chunks
-/// taken from `spare` first, up to `limit_bytes` in all. The thread ends at
-/// the end of the input, at its first error, or when the scanner stops
-/// reading ([`finish`]).
-pub(super) fn spawn<'scope, R: BufRead + Send + 'scope>(
+/// Spawns the inflate thread on `scope`, reading `source` (the gzip
+/// reader under the size cap, as the in-line path reads it) into chunks
+/// taken from `spare` first. The thread ends at the end of `source`, at its
+/// first error, or when the scanner stops reading ([`finish`]).
+pub(super) fn spawn<'scope, R: Read + Send + 'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
-    members: Members<R>,
-    limit_bytes: u64,
+    source: R,
     spare: Vec<Vec<u8>>,
 ) -> (Inflated, ScopedJoinHandle<'scope, Leftovers>) {
     let (full_tx, full_rx) = mpsc::sync_channel(QUEUED_CHUNKS);
     let (empty_tx, empty_rx) = mpsc::channel();
-    let handle = scope.spawn(move || inflate(members, limit_bytes, full_tx, empty_rx, spare));
+    let handle = scope.spawn(move || inflate(source, full_tx, empty_rx, spare));
     let inflated = Inflated { full: full_rx, empty: empty_tx, scanning_chunk: false, own: Vec::new(), ended: false };
     (inflated, handle)
 }
 
-fn inflate<R: BufRead>(
-    mut members: Members<R>,
-    limit_bytes: u64,
+fn inflate<R: Read>(
+    mut source: R,
     full: SyncSender<Message>,
     empty: Receiver<Vec<u8>>,
     mut spare: Vec<Vec<u8>>,
 ) -> Leftovers {
-    let mut remaining = limit_bytes;
-    // Counted here, where the bytes were just written and are still in
-    // this core's cache: the scanning thread is the busier one.
-    let mut checksum = Checksum::default();
     loop {
         // A chunk handed back first; a new one only when all that exist are
         // queued or in use, which bounds them at QUEUED_CHUNKS + 2.
         let mut chunk = spare.pop().or_else(|| empty.try_recv().ok()).unwrap_or_default();
         chunk.resize(HEADROOM_BYTES + CHUNK_BYTES, 0);
         let mut len = 0;
-        // What ends this chunk early: a member's end, the input's, an error.
+        // What ends this chunk early: the input's end or an error.
         let mut after = None;
         while len < CHUNK_BYTES && after.is_none() {
-            match members.next_piece(&mut chunk[HEADROOM_BYTES + len..]) {
-                Ok(Piece::Data(n)) => {
-                    checksum.update(&chunk[HEADROOM_BYTES + len..HEADROOM_BYTES + len + n]);
-                    // Past the cap: the bytes up to it, then the error, as
-                    // the direct read's size cap hands them over.
-                    let kept = n.min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                    len += kept;
-                    remaining -= kept as u64;
-                    if kept < n {
-                        after = Some(Message::Failed(io::Error::other(CapExceeded(limit_bytes))));
-                    }
-                }
-                Ok(Piece::MemberEnd(trailer)) => {
-                    if let Err(e) = checksum.finish_member(trailer) {
-                        after = Some(Message::Failed(e));
-                    }
-                }
-                Ok(Piece::End) => after = Some(Message::End),
+            match source.read(&mut chunk[HEADROOM_BYTES + len..]) {
+                Ok(0) => after = Some(Message::End),
+                Ok(n) => len += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => after = Some(Message::Failed(e)),
             }
@@ -124,7 +102,7 @@ fn inflate<R: BufRead>(
         } else {
             spare.push(chunk);
         }
-        let last = matches!(after, Some(Message::End | Message::Failed(_)));
+        let last = after.is_some();
         messages.extend(after);
         for message in messages {
             if let Err(mpsc::SendError(message)) = full.send(message) {

@@ -10,7 +10,7 @@ use std::io::{self, BufReader, Read};
 use memchr::memmem;
 
 use super::event::{classify_record, AssumeRoleEvent, Classified, EventError};
-use super::gzip::{GzipReader, Members};
+use super::gzip::GzipReader;
 use super::inflate_thread;
 use super::value_scan::{Kernel, Step, ValueScan};
 
@@ -227,10 +227,11 @@ fn scan_input_inflating_aside<R: Read + Send>(
     if !gzip {
         return walk(CappedReader::new(buffered, limits), gzip, limits, out, sink, buffer);
     }
-    let members = Members::new(buffered);
+    // Inflated, CRC-checked and capped on the thread as in line; the
+    // scanner here gets the same bytes and errors.
+    let capped = CappedReader::new(GzipReader::new(buffered), limits);
     std::thread::scope(|scope| {
-        let (inflated, thread) =
-            inflate_thread::spawn(scope, members, limits.max_decompressed_bytes, std::mem::take(&mut buffer.chunks));
+        let (inflated, thread) = inflate_thread::spawn(scope, capped, std::mem::take(&mut buffer.chunks));
         let mut scanner = Scanner::new(inflated, gzip, sink, buffer.take());
         let walked = scanner.walk(limits, out);
         let (chunks, own) = inflate_thread::finish(scanner.src, thread, scanner.buf);
@@ -294,7 +295,7 @@ impl<R: Read> Read for CappedReader<R> {
 
 /// Decompressing passed this many bytes, the `input.max_decompressed_bytes` limit.
 #[derive(Debug)]
-pub(super) struct CapExceeded(pub(super) u64);
+struct CapExceeded(u64);
 impl std::fmt::Display for CapExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "decompressed size limit of {} bytes passed", self.0)

@@ -58,12 +58,6 @@ pub(super) struct ValueScan {
     kernel: Kernel,
 }
 
-impl Default for ValueScan {
-    fn default() -> Self {
-        ValueScan::new(Kernel::detect())
-    }
-}
-
 pub(super) enum Step {
     /// The value ends at this index (exclusive).
     Done(usize),
