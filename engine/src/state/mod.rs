@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 pub use base::{SavedState, StateBase};
 pub use format::STATE_FORMAT;
 use format::{Section, SectionEntries};
-pub use store::{FileStateStore, MemoryStateStore, StateStore};
+pub use store::{FileStateStore, StateStore};
 
 use crate::cloudtrail::EpochSeconds;
 use crate::detect::long_session::LongSessionState;

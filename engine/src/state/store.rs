@@ -1,5 +1,6 @@
-//! Where state lives between runs: a file for the CLI, memory for a single
-//! run. (The Lambda keeps it in S3: `rolewatch-lambda`'s state repository.)
+//! Where state lives between runs: a file for the CLI. (The Lambda keeps it
+//! in S3: `rolewatch-lambda`'s state repository. A replay without `--state`
+//! keeps its engine's state for that run only, and saves it nowhere.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,27 +9,10 @@ use std::sync::Arc;
 use super::{State, StateError};
 
 /// Where state lives between runs: a file for the CLI, an S3 object per
-/// account for the Lambda, memory for a single run.
+/// account for the Lambda.
 pub trait StateStore {
     fn load(&mut self) -> Result<State, StateError>;
     fn save(&mut self, state: &State) -> Result<(), StateError>;
-}
-
-/// State for one run only.
-#[derive(Debug, Default)]
-pub struct MemoryStateStore {
-    pub state: State,
-}
-
-impl StateStore for MemoryStateStore {
-    fn load(&mut self) -> Result<State, StateError> {
-        Ok(self.state.clone())
-    }
-
-    fn save(&mut self, state: &State) -> Result<(), StateError> {
-        self.state = state.clone();
-        Ok(())
-    }
 }
 
 /// A JSON file, replaced atomically so a crash never leaves half a state.

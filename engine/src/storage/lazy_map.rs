@@ -212,29 +212,27 @@ impl<V: Serialize + DeserializeOwned + Clone> LazyMap<V> {
         refresh: impl FnOnce(&mut V) -> bool,
         new: impl FnOnce() -> V,
     ) -> &mut V {
-        let slot = match self.loaded.contains_key(key) {
-            // The usual case once warm: found without allocating its key.
-            true => match self.loaded.get_mut(key) {
-                Some(slot) => {
-                    if slot.is_none() {
-                        self.len += 1;
-                    }
-                    slot
+        let decoded_before = self.loaded.contains_key(key);
+        if !decoded_before {
+            // `Some(None)`: stored on a line that does not decode, replaced
+            // by a new one below (the count stays); `None`: not stored either.
+            let stored = match self.find_stored(key) {
+                Some(decoded) => decoded,
+                None => {
+                    self.len += 1;
+                    None
                 }
-                None => unreachable!("contains_key said it is there"),
-            },
-            false => {
-                let stored = match self.find_stored(key) {
-                    Some(decoded) => decoded,
-                    None => {
-                        self.len += 1;
-                        None
-                    }
-                };
-                // Not decodable (`None` here): replaced by a new one below; the count stays.
-                self.loaded.entry(key.to_owned()).or_insert(stored)
-            }
+            };
+            self.loaded.insert(key.to_owned(), stored);
+        }
+        // Looked up, not `entry`: the usual case once warm allocates no key.
+        let Some(slot) = self.loaded.get_mut(key) else {
+            unreachable!("inserted just above if it was missing");
         };
+        if decoded_before && slot.is_none() {
+            // Removed earlier: what comes below is a new entry.
+            self.len += 1;
+        }
         // One not kept is replaced by a new one below: the count stays.
         if slot.as_mut().is_some_and(|value| !refresh(value)) {
             *slot = None;
